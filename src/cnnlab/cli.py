@@ -41,6 +41,21 @@ def _root(
     """cnnlab: from one convolution to a trained, explained, exported model."""
 
 
+# Each area adds its commands in its own section below; imports of the package
+# happen inside the command functions.
+
+# --- convolution lab: filter, match, shape, demo (cnnlab.ops) ---
+
+
+# --- models: summary, models (cnnlab.spec, cnnlab.models) ---
+
+
+# --- data: data inspect (cnnlab.data) ---
+
+
+# --- training: train, evaluate, predict (cnnlab.train) ---
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``cnnlab`` script; returns the exit status."""
     try:
