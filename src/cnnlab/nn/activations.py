@@ -1,0 +1,110 @@
+"""Activations by Keras name, plus absolute rectification (seed 004) and Keras PReLU.
+
+Softmax acts on Keras's last axis, the channels: torch dim 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+
+class AbsoluteRectification(nn.Module):
+    """g(z) = |z|: the rectifier with alpha = -1 (polarity-invariant features, seed 004)."""
+
+    _cnnlab_atomic = True
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.abs()
+
+
+class PReLU(nn.Module):
+    """Parametric ReLU: ``max(x, 0) + alpha * min(x, 0)`` with a learned ``alpha``.
+
+    ``alpha_shape`` is in torch layout without the batch: ``(C, 1, 1)`` learns one
+    alpha per channel (He et al.), ``(C, H, W)`` one per unit (Keras's default,
+    ``shared_axes=None``). Stored as ``.weight`` like ``torch.nn.PReLU``.
+    """
+
+    _cnnlab_atomic = True
+
+    def __init__(self, alpha_shape: Sequence[int], init: float = 0.25) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.full(tuple(alpha_shape), float(init)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.where(x >= 0, x, self.weight * x)
+
+
+class Softmax(nn.Softmax):
+    """Softmax over Keras's last axis (channels, torch dim 1) unless another dim is given."""
+
+    _cnnlab_atomic = True
+
+    def __init__(self, dim: int = 1) -> None:
+        super().__init__(dim=dim)
+
+
+class KerasReLU(nn.Module):
+    """Keras ReLU layer: ``max_value`` cap, ``negative_slope`` below ``threshold``."""
+
+    _cnnlab_atomic = True
+
+    def __init__(self, max_value: float | None = None, negative_slope: float = 0.0, threshold: float = 0.0) -> None:
+        super().__init__()
+        self.max_value, self.negative_slope, self.threshold = max_value, negative_slope, threshold
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.where(x >= self.threshold, x, self.negative_slope * (x - self.threshold))
+        return y.clamp(max=self.max_value) if self.max_value is not None else y
+
+
+def _leaky(negative_slope: float = 0.2, alpha: float | None = None) -> nn.Module:
+    # Keras 3 calls it negative_slope (default 0.2 for the function); Keras 2 and the notes say alpha.
+    return nn.LeakyReLU(alpha if alpha is not None else negative_slope)
+
+
+# name -> factory(**options). 'prelu' needs the channel count and is built by `activation`.
+_FACTORIES: dict[str, Any] = {
+    "linear": nn.Identity,
+    "relu": nn.ReLU,
+    "relu6": nn.ReLU6,
+    "leaky_relu": _leaky,
+    "abs": AbsoluteRectification,
+    "absolute": AbsoluteRectification,
+    "sigmoid": nn.Sigmoid,
+    "hard_sigmoid": nn.Hardsigmoid,
+    "tanh": nn.Tanh,
+    "softmax": Softmax,
+    "log_softmax": lambda: nn.LogSoftmax(dim=1),
+    "elu": lambda alpha=1.0: nn.ELU(alpha),
+    "selu": nn.SELU,
+    "gelu": lambda approximate=False: nn.GELU("tanh" if approximate else "none"),
+    "swish": nn.SiLU,
+    "silu": nn.SiLU,
+    "mish": nn.Mish,
+    "softplus": nn.Softplus,
+    "softsign": nn.Softsign,
+}
+
+ACTIVATIONS: tuple[str, ...] = (*_FACTORIES, "prelu")
+
+
+def activation(name: str | None, channels: int | None = None, rank: int = 2, **options: Any) -> nn.Module:
+    """The module for a Keras activation name (``None`` -> identity).
+
+    ``prelu`` learns one alpha per channel (initialised to 0.25) and needs
+    ``channels`` and the tensor ``rank`` without the batch (1 for vectors,
+    3 for images).
+    """
+    key = "linear" if name is None else str(name).lower()
+    if key == "prelu":
+        if channels is None:
+            raise ValueError("prelu needs the channel count")
+        return PReLU((channels,) + (1,) * (rank - 1), init=options.get("init", 0.25))
+    if key not in _FACTORIES:
+        raise ValueError(f"unknown activation {name!r}; known: {', '.join(ACTIVATIONS)}")
+    return _FACTORIES[key](**options)

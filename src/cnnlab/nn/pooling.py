@@ -1,0 +1,140 @@
+"""Pooling with Keras semantics, input channels-first: (N, C, L) or (N, C, H, W).
+
+``strides`` default to ``pool_size``. Output size per axis: 'valid'
+``floor((I - K)/S) + 1``, 'same' ``ceil(I/S)`` with Keras's padding split (more
+at the bottom / right). Under 'same', max pooling never picks a padded value
+(padding is -inf) and average pooling averages only the real pixels.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cnnlab.nn.padding import same_pad_arg, static_same_padding
+
+
+def _tuple(value: int | tuple[int, ...] | list[int] | None, n: int) -> tuple[int, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, int):
+        return (value,) * n
+    return tuple(int(v) for v in value)
+
+
+def _check_padding(padding: str) -> str:
+    if padding not in ("valid", "same"):
+        raise ValueError(f"padding must be 'valid' or 'same', got {padding!r}")
+    return padding
+
+
+class _KerasPool:
+    _cnnlab_atomic = True
+    keras_padding: str
+    pool: tuple[int, ...]
+    step: tuple[int, ...]
+
+    def _dynamic_pads(self, x: torch.Tensor) -> list[int]:
+        n = len(self.pool)
+        return same_pad_arg(x.shape[-n:], self.pool, self.step, (1,) * n)
+
+
+class MaxPool2d(_KerasPool, nn.MaxPool2d):
+    """Keras MaxPooling2D: ``pool_size`` (2, 2), ``strides`` = pool_size, 'valid' / 'same'."""
+
+    def __init__(self, pool_size: int | tuple[int, int] = 2, strides: int | tuple[int, int] | None = None, padding: str = "valid") -> None:
+        self.pool = _tuple(pool_size, 2)
+        self.step = _tuple(strides, 2) or self.pool
+        self.keras_padding = _check_padding(padding)
+        static = static_same_padding(self.pool, self.step, (1, 1)) if padding == "same" else (0, 0)
+        self._manual = static is None
+        super().__init__(self.pool, self.step, static or 0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._manual:
+            x = F.pad(x, self._dynamic_pads(x), value=float("-inf"))
+        return super().forward(x)
+
+
+class MaxPool1d(_KerasPool, nn.MaxPool1d):
+    """Keras MaxPooling1D on (N, C, L): ``pool_size`` 2, ``strides`` = pool_size."""
+
+    def __init__(self, pool_size: int = 2, strides: int | None = None, padding: str = "valid") -> None:
+        self.pool = _tuple(pool_size, 1)
+        self.step = _tuple(strides, 1) or self.pool
+        self.keras_padding = _check_padding(padding)
+        static = static_same_padding(self.pool, self.step, (1,)) if padding == "same" else (0,)
+        self._manual = static is None
+        super().__init__(self.pool, self.step, static or 0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._manual:
+            x = F.pad(x, self._dynamic_pads(x), value=float("-inf"))
+        return super().forward(x)
+
+
+def _real_pixel_average(x: torch.Tensor, pads: list[int], pool: callable) -> torch.Tensor:  # type: ignore[valid-type]
+    """Average over real pixels only: pool(padded x) / pool(padded ones)."""
+    ones = torch.ones((1, 1, *x.shape[2:]), dtype=x.dtype, device=x.device)
+    return pool(F.pad(x, pads)) / pool(F.pad(ones, pads))
+
+
+class AvgPool2d(_KerasPool, nn.AvgPool2d):
+    """Keras AveragePooling2D: 'same' averages only the real (unpadded) pixels."""
+
+    def __init__(self, pool_size: int | tuple[int, int] = 2, strides: int | tuple[int, int] | None = None, padding: str = "valid") -> None:
+        self.pool = _tuple(pool_size, 2)
+        self.step = _tuple(strides, 2) or self.pool
+        self.keras_padding = _check_padding(padding)
+        static = static_same_padding(self.pool, self.step, (1, 1)) if padding == "same" else (0, 0)
+        self._manual = static is None
+        super().__init__(self.pool, self.step, static or 0, count_include_pad=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._manual:
+            return _real_pixel_average(x, self._dynamic_pads(x), lambda t: F.avg_pool2d(t, self.pool, self.step))
+        return super().forward(x)
+
+
+class AvgPool1d(_KerasPool, nn.AvgPool1d):
+    """Keras AveragePooling1D on (N, C, L)."""
+
+    def __init__(self, pool_size: int = 2, strides: int | None = None, padding: str = "valid") -> None:
+        self.pool = _tuple(pool_size, 1)
+        self.step = _tuple(strides, 1) or self.pool
+        self.keras_padding = _check_padding(padding)
+        static = static_same_padding(self.pool, self.step, (1,)) if padding == "same" else (0,)
+        self._manual = static is None
+        super().__init__(self.pool, self.step, static or 0, count_include_pad=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._manual:
+            return _real_pixel_average(x, self._dynamic_pads(x), lambda t: F.avg_pool1d(t, self.pool, self.step))
+        return super().forward(x)
+
+
+class GlobalAvgPool(nn.Module):
+    """Keras GlobalAveragePooling1D/2D: mean over every axis after the channels.
+
+    (N, C, *spatial) -> (N, C), or (N, C, 1, ..., 1) with ``keepdims``.
+    """
+
+    _cnnlab_atomic = True
+
+    def __init__(self, keepdims: bool = False) -> None:
+        super().__init__()
+        self.keepdims = keepdims
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=tuple(range(2, x.dim())), keepdim=self.keepdims)
+
+    def extra_repr(self) -> str:
+        return f"keepdims={self.keepdims}"
+
+
+class GlobalMaxPool(GlobalAvgPool):
+    """Keras GlobalMaxPooling1D/2D: max over every axis after the channels."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.amax(dim=tuple(range(2, x.dim())), keepdim=self.keepdims)
