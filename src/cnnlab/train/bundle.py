@@ -1,0 +1,133 @@
+"""Bundles: a saved model is a folder with ``weights.safetensors`` and ``model.json``.
+
+``model.json`` holds everything needed to rebuild and use the model, and the
+sha256 of the weights file, so a corrupted or half-copied bundle is refused::
+
+    {"format": "cnnlab-bundle", "format_version": 1,
+     "architecture": {"kind": "spec", "spec": {...}}          # or
+                     {"kind": "zoo", "name": "mnist_3conv", "options": {...}},
+     "task": "classification" | "binary" | "regression",
+     "classes": [...], "input_shape": [H, W, C], "preprocessing": {...},
+     "output": {"activation": "softmax", "in_model": true, "units": 10},
+     "metrics": {...}, "versions": {...}, "weights_sha256": "..."}
+
+Loading never unpickles: safetensors for tensors, JSON for the rest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from cnnlab.errors import CnnlabError
+from cnnlab.files import atomic_path, atomic_write_text
+
+WEIGHTS = "weights.safetensors"
+META = "model.json"
+FORMAT = "cnnlab-bundle"
+FORMAT_VERSION = 1
+
+
+def versions() -> dict[str, str]:
+    from cnnlab import __version__
+
+    return {"cnnlab": __version__, "torch": torch.__version__, "python": platform.python_version()}
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def weights_of(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The state dict as contiguous CPU tensors that share no storage (what safetensors needs)."""
+    return {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
+
+
+def save_bundle(folder: str | Path, model: nn.Module, meta: Mapping[str, Any]) -> Path:
+    """Write ``model``'s weights and ``meta`` (plus format, versions, checksum) into ``folder``.
+
+    The weights are written first and ``model.json`` last, each atomically, so
+    ``model.json``'s checksum always names a complete weights file.
+    """
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    weights_path = folder / WEIGHTS
+    with atomic_path(weights_path) as tmp:
+        save_file(weights_of(model), str(tmp))
+    full = {"format": FORMAT, "format_version": FORMAT_VERSION, **meta, "versions": versions(),
+            "weights_sha256": sha256_file(weights_path)}
+    atomic_write_text(folder / META, json.dumps(full, indent=2, sort_keys=False) + "\n")
+    return folder
+
+
+def read_meta(folder: str | Path) -> dict[str, Any]:
+    """Read and check ``model.json`` of a bundle (or of a run folder holding one)."""
+    folder = Path(folder)
+    meta_path = folder / META
+    if not meta_path.is_file():
+        raise CnnlabError(f"no {META} in {folder}", where=str(folder),
+                          fix="give a bundle folder (weights.safetensors + model.json) or a run folder")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise CnnlabError(f"{META} is not valid JSON ({error})", where=str(meta_path),
+                          fix="restore the bundle from its run folder") from None
+    if meta.get("format") != FORMAT:
+        raise CnnlabError(f"{META} is not a cnnlab bundle description", where=str(meta_path),
+                          fix="give a folder written by cnnlab")
+    return meta
+
+
+def load_weights(folder: str | Path, meta: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    """The bundle's tensors, after checking the file against ``weights_sha256``."""
+    from safetensors.torch import load_file
+
+    path = Path(folder) / WEIGHTS
+    if not path.is_file():
+        raise CnnlabError(f"{WEIGHTS} is missing", where=str(path), fix="copy the whole bundle folder")
+    expected = meta.get("weights_sha256")
+    if expected and sha256_file(path) != expected:
+        raise CnnlabError(f"{WEIGHTS} does not match the checksum in {META} (corrupted or half-copied)",
+                          where=str(path), fix="copy the bundle again, or re-save it from its run")
+    return load_file(str(path))
+
+
+def build_architecture(arch: Mapping[str, Any]) -> nn.Module:
+    """Rebuild an untrained module from ``model.json``'s ``architecture`` entry."""
+    kind = arch.get("kind")
+    if kind == "spec":
+        from cnnlab.spec import build
+
+        return build(arch["spec"])
+    if kind == "zoo":
+        from cnnlab.models import create
+
+        return create(arch["name"], **arch.get("options", {}))
+    raise CnnlabError(f"architecture kind {kind!r} cannot be rebuilt from model.json", where=META,
+                      fix="pass the module yourself: load_bundle(path, model=MyModule())")
+
+
+def load_bundle(folder: str | Path, model: nn.Module | None = None) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild (or fill ``model``) from a bundle; returns the module in eval mode and its metadata."""
+    meta = read_meta(folder)
+    tensors = load_weights(folder, meta)
+    module = model if model is not None else build_architecture(meta.get("architecture", {}))
+    try:
+        module.load_state_dict(tensors, strict=True)
+    except RuntimeError as error:
+        first = str(error).strip().splitlines()[0]
+        raise CnnlabError(f"the weights do not fit the model ({first})", where=str(Path(folder) / WEIGHTS),
+                          fix="load the bundle with the architecture it was saved from") from None
+    return module.eval(), meta

@@ -1,0 +1,234 @@
+"""Callbacks with Keras's names and meanings.
+
+Each callback sees the trainer at the end of every epoch (``logs`` holds the
+epoch's ``loss``, metrics, ``val_*`` and ``lr``) and may set
+``trainer.stop_training``. Each has ``state_dict`` / ``load_state_dict`` (plain
+Python values and tensors, loadable with ``weights_only=True``) so a resumed
+run carries on with the same best value and patience counters.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from cnnlab.errors import CnnlabError
+from cnnlab.files import atomic_write_text
+
+if TYPE_CHECKING:
+    from cnnlab.train.trainer import Trainer
+
+
+def _mode(monitor: str, mode: str) -> str:
+    if mode not in ("auto", "min", "max"):
+        raise CnnlabError(f"mode {mode!r} is not auto, min or max", where="callbacks.mode", fix="use 'auto'")
+    if mode == "auto":  # Keras: metrics with 'acc' in the name grow, everything else shrinks
+        return "max" if "acc" in monitor else "min"
+    return mode
+
+
+class Callback:
+    """Base class: override the hooks you need."""
+
+    def on_train_begin(self, trainer: Trainer) -> None: ...
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, float]) -> None: ...
+
+    def on_train_end(self, trainer: Trainer) -> None: ...
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+class _Monitor:
+    """Best-value bookkeeping shared by checkpoint, early stopping."""
+
+    def __init__(self, monitor: str, mode: str, min_delta: float = 0.0) -> None:
+        self.monitor = monitor
+        self.mode = _mode(monitor, mode)
+        self.min_delta = abs(min_delta)
+        self.best = math.inf if self.mode == "min" else -math.inf
+
+    def value(self, logs: dict[str, float]) -> float | None:
+        if self.monitor not in logs:
+            warnings.warn(f"{type(self).__name__}: monitor {self.monitor!r} is not logged "
+                          f"(available: {', '.join(logs)})", stacklevel=3)
+            return None
+        return logs[self.monitor]
+
+    def improves(self, current: float) -> bool:
+        if self.mode == "min":
+            return current + self.min_delta < self.best
+        return current - self.min_delta > self.best
+
+
+class ModelCheckpoint(Callback, _Monitor):
+    """Save a bundle at the end of an epoch; with ``save_best_only`` only when ``monitor`` improves.
+
+    ``filepath`` may use Keras's placeholders, ``{epoch:02d}`` and any logged
+    value (``{val_accuracy:.3f}``); relative paths are under the run folder.
+    The default is ``best`` (with ``save_best_only``) or ``epoch-{epoch:03d}``.
+    """
+
+    def __init__(self, filepath: str | None = None, monitor: str = "val_loss", mode: str = "auto",
+                 save_best_only: bool = False) -> None:
+        _Monitor.__init__(self, monitor, mode)
+        self.filepath = filepath or ("best" if save_best_only else "epoch-{epoch:03d}")
+        self.save_best_only = save_best_only
+        self.last_saved: str | None = None
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, float]) -> None:
+        if self.save_best_only:
+            current = self.value(logs)
+            if current is None or not self.improves(current):
+                return
+            self.best = current
+        try:
+            name = self.filepath.format(epoch=epoch + 1, **logs)  # Keras numbers epochs from 1 in names
+        except (KeyError, ValueError, IndexError) as error:
+            raise CnnlabError(f"ModelCheckpoint filepath {self.filepath!r} cannot be formatted ({error})",
+                              where="callbacks.model_checkpoint.filepath",
+                              fix="use {epoch:02d} and logged names such as {val_loss:.3f}") from None
+        path = Path(name)
+        if not path.is_absolute() and trainer.run_dir is not None:
+            path = trainer.run_dir / path
+        trainer.save_bundle(path, logs)
+        self.last_saved = str(path)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "last_saved": self.last_saved}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best, self.last_saved = state["best"], state["last_saved"]
+
+
+class EarlyStopping(Callback, _Monitor):
+    """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs.
+
+    With ``restore_best_weights`` the weights of the best epoch are put back when
+    it stops (Keras's behaviour: only on an early stop).
+    """
+
+    def __init__(self, monitor: str = "val_loss", patience: int = 0, min_delta: float = 0.0, mode: str = "auto",
+                 restore_best_weights: bool = False) -> None:
+        _Monitor.__init__(self, monitor, mode, min_delta)
+        self.patience = patience
+        self.restore_best_weights = restore_best_weights
+        self.wait = 0
+        self.best_epoch = -1
+        self.stopped_epoch = -1
+        self.best_weights: dict[str, torch.Tensor] | None = None
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, float]) -> None:
+        current = self.value(logs)
+        if current is None:
+            return
+        if self.restore_best_weights and self.best_weights is None:
+            self.best_weights = _copy_weights(trainer.model)  # Keras keeps the first epoch's as a fallback
+        self.wait += 1
+        if self.improves(current):
+            self.best, self.best_epoch, self.wait = current, epoch, 0
+            if self.restore_best_weights:
+                self.best_weights = _copy_weights(trainer.model)
+            return
+        if self.wait >= self.patience and epoch > 0:
+            self.stopped_epoch = epoch
+            trainer.stop_training = True
+            if self.restore_best_weights and self.best_weights is not None:
+                trainer.model.load_state_dict(self.best_weights)
+                trainer.say(f"EarlyStopping: restored the weights of epoch {self.best_epoch + 1}")
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "wait": self.wait, "best_epoch": self.best_epoch,
+                "stopped_epoch": self.stopped_epoch, "best_weights": self.best_weights}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best, self.wait, self.best_epoch = state["best"], state["wait"], state["best_epoch"]
+        self.stopped_epoch, self.best_weights = state["stopped_epoch"], state["best_weights"]
+
+
+class ReduceLROnPlateau(Callback):
+    """Multiply the learning rate by ``factor`` when ``monitor`` stalls ``patience`` epochs (Keras defaults)."""
+
+    def __init__(self, monitor: str = "val_loss", factor: float = 0.1, patience: int = 10, mode: str = "auto",
+                 min_delta: float = 1e-4, cooldown: int = 0, min_lr: float = 0.0) -> None:
+        if not 0 < factor < 1:
+            raise CnnlabError(f"factor {factor} is not in (0, 1)", where="callbacks.reduce_lr_on_plateau.factor",
+                              fix="use 0.1 or 0.5")
+        self.monitor, self.mode = monitor, _mode(monitor, mode)
+        self.kwargs = dict(factor=factor, patience=patience, threshold=min_delta, threshold_mode="abs",
+                           cooldown=cooldown, min_lr=min_lr)
+        self.plateau: torch.optim.lr_scheduler.ReduceLROnPlateau | None = None
+        self._pending: dict[str, Any] | None = None
+
+    def on_train_begin(self, trainer: Trainer) -> None:
+        self.plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(trainer.optimizer, mode=self.mode, **self.kwargs)
+        if self._pending is not None:
+            self.plateau.load_state_dict(self._pending)
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, float]) -> None:
+        if self.monitor not in logs:
+            warnings.warn(f"ReduceLROnPlateau: monitor {self.monitor!r} is not logged", stacklevel=2)
+            return
+        assert self.plateau is not None
+        self.plateau.step(logs[self.monitor])
+
+    def state_dict(self) -> dict[str, Any]:
+        return {} if self.plateau is None else self.plateau.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state:
+            self._pending = state
+            if self.plateau is not None:
+                self.plateau.load_state_dict(state)
+
+
+class CSVLogger(Callback):
+    """Write the history as CSV (``epoch`` from 0, then the logged values), rewritten whole each epoch.
+
+    Rewriting (atomically) instead of appending means a run killed between two
+    writes and resumed never holds a row twice.
+    """
+
+    def __init__(self, filename: str = "history.csv", separator: str = ",") -> None:
+        self.filename, self.separator = filename, separator
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, float]) -> None:
+        path = Path(self.filename)
+        if not path.is_absolute() and trainer.run_dir is not None:
+            path = trainer.run_dir / path
+        atomic_write_text(path, history_csv(trainer.history, self.separator))
+
+
+def history_csv(history: list[dict[str, float]], separator: str = ",") -> str:
+    """The history (one dict per epoch) as CSV text with a header; floats in repr (round-trip) form."""
+    keys: list[str] = []
+    for row in history:
+        keys.extend(k for k in row if k not in keys)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter=separator, lineterminator="\n")
+    writer.writerow(["epoch", *keys])
+    for epoch, row in enumerate(history):
+        writer.writerow([epoch, *(repr(row[k]) if k in row else "" for k in keys)])
+    return buffer.getvalue()
+
+
+class TerminateOnNaN(Callback):
+    """Stop as soon as the loss is NaN or infinite (checked whenever the trainer reads the loss)."""
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, float]) -> None:
+        if not math.isfinite(logs.get("loss", 0.0)):
+            trainer.stop_training = True
+            trainer.say(f"TerminateOnNaN: loss is {logs['loss']} at epoch {epoch + 1}; stopping")
+
+
+def _copy_weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}

@@ -1,0 +1,315 @@
+"""The training loop: epochs of steps, validation, callbacks, checkpoints, resume.
+
+The step loop does no per-sample Python work and never waits for the device:
+the loss and metrics are summed on the device (:class:`MetricTracker`) and read
+once per epoch (and by the progress bar every half second at most). On CUDA it
+runs under bf16 autocast with channels-last tensors; ``compile=True`` wraps the
+model in ``torch.compile``.
+
+Nothing is lost: every ``checkpoint_every`` steps and at every epoch end the
+whole state (weights, optimiser, schedule, callbacks, metric sums, history,
+RNG states, position) is written atomically (:mod:`cnnlab.train.state`).
+``fit(..., resume=True)`` continues from the newest good state and, on the CPU,
+ends with the same weights and history as a run never interrupted.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+
+from cnnlab.train import state as ckpt
+from cnnlab.train.bundle import save_bundle
+from cnnlab.train.callbacks import Callback, TerminateOnNaN
+from cnnlab.train.head import OutputHead, find_output_head
+from cnnlab.train.metrics import MetricTracker
+from cnnlab.train.optim import Schedule
+from cnnlab.train.progress import EpochProgress
+
+
+class Loader(Protocol):
+    def __iter__(self) -> Any: ...
+
+    def __len__(self) -> int: ...
+
+
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+class Trainer:
+    """Train ``model`` with ``loss_fn`` (on logits, see :mod:`cnnlab.train.losses`).
+
+    ``bundle_meta`` is what :func:`cnnlab.train.bundle.save_bundle` writes into
+    ``model.json`` (architecture, task, classes, input shape, preprocessing);
+    the trainer adds the output head and the last metrics. ``regularization``
+    returns the model's extra loss (the spec's kernel regularisers).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+        optimizer: torch.optim.Optimizer,
+        *,
+        schedule: Schedule | None = None,
+        metrics: Sequence[str] = ("accuracy",),
+        callbacks: Iterable[Callback] = (),
+        device: str | torch.device = "auto",
+        run_dir: str | Path | None = None,
+        checkpoint_every: int = 0,
+        verbose: int = 1,
+        regularization: Callable[[nn.Module], torch.Tensor | float | None] | None = None,
+        task: str = "classification",
+        bundle_meta: Mapping[str, Any] | None = None,
+        extra_state: Mapping[str, Any] | None = None,
+        compile: bool = False,
+        mixed_precision: bool | None = None,
+        console: Any = None,
+    ) -> None:
+        self.device = resolve_device(device)
+        self.model = model.to(self.device)
+        self.cuda = self.device.type == "cuda"
+        if self.cuda:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.forward_model: nn.Module = torch.compile(self.model) if compile else self.model
+        self.loss_fn, self.optimizer, self.schedule = loss_fn, optimizer, schedule
+        self.metric_names = list(metrics)
+        self.callbacks = list(callbacks)
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.checkpoint_every = int(checkpoint_every)
+        self.verbose = verbose
+        self.regularization = regularization
+        self.task = task
+        self.bundle_meta = dict(bundle_meta or {})
+        self.extra_state = dict(extra_state or {})
+        self.mixed_precision = self.cuda if mixed_precision is None else mixed_precision
+        self.console = console
+        self.history: list[dict[str, float]] = []
+        self.stop_training = False
+        self.epoch = 0  # epochs finished
+        self.step = 0  # steps done in the current epoch
+        self.global_step = 0
+        self.head: OutputHead | None = None
+        self._epoch_rng: dict[str, Any] | None = None
+        self.train_tracker = MetricTracker(self.metric_names, self.device)
+
+    # ---------------------------------------------------------------- output
+
+    def say(self, text: str) -> None:
+        if self.verbose:
+            if self.console is not None:
+                self.console.print(text, highlight=False)
+            else:
+                print(text)
+
+    def save_bundle(self, folder: str | Path, logs: Mapping[str, float] | None = None) -> Path:
+        """Save the current weights as a bundle (``model.json`` + ``weights.safetensors``)."""
+        assert self.head is not None, "save_bundle is available once training started"
+        meta = dict(self.bundle_meta)
+        meta["task"] = self.task
+        meta["output"] = {"activation": self.head.activation, "in_model": self.head.module is not None,
+                          "units": self.head.units}
+        meta["metrics"] = dict(logs) if logs else (self.history[-1] if self.history else {})
+        meta["epochs_trained"] = self.epoch
+        return save_bundle(folder, self.model, meta)
+
+    # ------------------------------------------------------------- one step
+
+    def _autocast(self) -> Any:
+        if self.mixed_precision:
+            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+        return nullcontext()
+
+    def _to_device(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = x.to(self.device, non_blocking=True)
+        if self.cuda and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x, y.to(self.device, non_blocking=True)
+
+    def _loss(self, outputs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        loss = self.loss_fn(outputs, y)
+        if self.regularization is not None:
+            extra = self.regularization(self.model)
+            if extra is not None:
+                loss = loss + extra
+        return loss
+
+    def _train_step(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        with self._autocast():
+            outputs = self.forward_model(x)
+        loss = self._loss(outputs.float(), y)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        if self.schedule is not None:
+            self.schedule.after_step()
+        self.train_tracker.update(loss, outputs, y)
+
+    @torch.no_grad()
+    def evaluate(self, loader: Loader, prefix: str = "") -> dict[str, float]:
+        """Loss and metrics of the model on ``loader`` (eval mode, on logits)."""
+        assert self.head is not None
+        tracker = MetricTracker(self.metric_names, self.device)
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with self.head.logits():
+                for x, y in loader:
+                    x, y = self._to_device(x, y)
+                    with self._autocast():
+                        outputs = self.forward_model(x)
+                    tracker.update(self._loss(outputs.float(), y), outputs, y)
+        finally:
+            self.model.train(was_training)
+        return tracker.compute(prefix)
+
+    # ------------------------------------------------------------ the loop
+
+    def fit(self, train: Loader, val: Loader | None = None, *, epochs: int, resume: bool = False) -> list[dict[str, float]]:
+        """Train until ``epochs`` epochs are done (or a callback stops); returns the history."""
+        if self.head is None:
+            self._find_head(train)
+        if resume:
+            self._restore()
+        for callback in self.callbacks:
+            callback.on_train_begin(self)
+        terminate_on_nan = any(isinstance(c, TerminateOnNaN) for c in self.callbacks)
+        steps = len(train)
+        self.model.train()
+        with self.head.logits():
+            while self.epoch < epochs and not self.stop_training:
+                logs = self._run_epoch(train, val, epochs, steps, terminate_on_nan)
+                if logs is None:
+                    break
+        for callback in self.callbacks:
+            callback.on_train_end(self)
+        if self.run_dir is not None:
+            self.save_bundle(self.run_dir)
+        return self.history
+
+    def _find_head(self, train: Loader) -> None:
+        _set_epoch(train, 0)
+        x, _ = next(iter(train))
+        x, _ = self._to_device(x[:2], x[:2])
+        self.head = find_output_head(self.model, x).for_task(self.task)
+
+    def _batches(self, loader: Loader, epoch: int, start: int) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
+        _set_epoch(loader, epoch)
+        batches = iter(loader)
+        if start:
+            # Skip what was done before the checkpoint, then put back the RNG
+            # as it was there: dropout and augmentation carry on identically.
+            if self._epoch_rng is not None:
+                ckpt.set_rng_state(self._epoch_rng)
+            batches = _skip_then(batches, start, ckpt.set_rng_state, self._resume_rng)
+        return batches
+
+    def _run_epoch(self, train: Loader, val: Loader | None, epochs: int, steps: int,
+                   terminate_on_nan: bool) -> dict[str, float] | None:
+        if self.step == 0:
+            self._epoch_rng = ckpt.rng_state()
+            self.train_tracker.reset()
+        progress = EpochProgress(self.verbose, self.epoch, epochs, steps, console=self.console)
+        closed_logs: dict[str, float] | None = None
+        try:
+            for x, y in self._batches(train, self.epoch, self.step):
+                x, y = self._to_device(x, y)
+                self._train_step(x, y)
+                self.step += 1
+                self.global_step += 1
+                progress.update(self.step, x.shape[0], self.train_tracker.compute)
+                if self.checkpoint_every and self.global_step % self.checkpoint_every == 0:
+                    if terminate_on_nan and not math.isfinite(self.train_tracker.compute()["loss"]):
+                        self.stop_training = True
+                        self.say(f"TerminateOnNaN: loss is not finite at step {self.global_step}; stopping")
+                        return None
+                    self._checkpoint(epoch_done=False)
+            logs = self.train_tracker.compute()
+            if val is not None:
+                logs.update(self.evaluate(val, prefix="val_"))
+            logs["learning_rate"] = float(self.optimizer.param_groups[0]["lr"])
+            self.history.append(logs)
+            closed_logs = logs
+        finally:
+            progress.close(closed_logs)
+        for callback in self.callbacks:
+            callback.on_epoch_end(self, self.epoch, logs)
+        if self.schedule is not None:
+            self.schedule.after_epoch(logs)
+        self.epoch += 1
+        self.step = 0
+        self._checkpoint(epoch_done=True)
+        return logs
+
+    # ------------------------------------------------------- state, resume
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict() if self.schedule is not None else {},
+            "callbacks": [{"type": type(c).__name__, "state": c.state_dict()} for c in self.callbacks],
+            "tracker": self.train_tracker.state_dict(),
+            "history": [dict(row) for row in self.history],
+            "rng": ckpt.rng_state(),
+            "epoch_rng": self._epoch_rng,
+            "epoch": self.epoch,
+            "step": self.step,
+            "global_step": self.global_step,
+            "stop_training": self.stop_training,
+            "extra": self.extra_state,
+        }
+
+    def _checkpoint(self, *, epoch_done: bool) -> None:
+        if self.run_dir is not None:
+            ckpt.save_state(self.run_dir, self.state_dict(), global_step=self.global_step, epoch_done=epoch_done)
+
+    def _restore(self) -> None:
+        assert self.run_dir is not None, "resume needs a run folder"
+        ckpt.remove_stale_temporaries(self.run_dir)
+        state, path = ckpt.load_latest_state(self.run_dir)
+        self.load_state_dict(state)
+        self.say(f"resuming from {path.name}: epoch {self.epoch + 1}, step {self.step}")
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.schedule is not None:
+            self.schedule.load_state_dict(state["schedule"])
+        saved = state["callbacks"]
+        if [s["type"] for s in saved] != [type(c).__name__ for c in self.callbacks]:
+            raise ValueError("the callbacks differ from those of the saved run")
+        for callback, entry in zip(self.callbacks, saved):
+            callback.load_state_dict(entry["state"])
+        self.train_tracker.load_state_dict(state["tracker"])
+        self.history = [dict(row) for row in state["history"]]
+        self.epoch, self.step, self.global_step = state["epoch"], state["step"], state["global_step"]
+        self.stop_training = state["stop_training"]
+        self._epoch_rng = state["epoch_rng"]
+        self._resume_rng = state["rng"]
+        if self.step == 0:
+            ckpt.set_rng_state(state["rng"])
+
+
+def _set_epoch(loader: Any, epoch: int) -> None:
+    if hasattr(loader, "set_epoch"):
+        loader.set_epoch(epoch)
+
+
+def _skip_then(batches: Iterable[Any], count: int, action: Callable[[Any], None], arg: Any) -> Iterable[Any]:
+    """Pull and drop ``count`` batches, call ``action(arg)``, then yield the rest (lazily)."""
+    iterator = iter(batches)
+    for _ in range(count):
+        if next(iterator, None) is None:
+            break
+    action(arg)
+    yield from iterator
