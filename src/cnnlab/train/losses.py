@@ -63,7 +63,7 @@ def canonical_loss(name: str) -> str:
 def class_weights_from_counts(counts: Sequence[int]) -> torch.Tensor:
     """Keras / scikit-learn 'balanced' weights: w_c = N / (K * n_c); empty classes get 0."""
     counts_t = torch.as_tensor(list(counts), dtype=torch.float64)
-    total, k = counts_t.sum(), len(counts_t)
+    total, k = counts_t.sum(), int((counts_t > 0).sum())  # classes present, as scikit-learn
     weights = torch.where(counts_t > 0, total / (k * counts_t.clamp(min=1)), torch.zeros_like(counts_t))
     return weights.float()
 
