@@ -1,0 +1,1 @@
+"""The course notes' own networks (seeds 000-004), written as cnnlab specs."""

@@ -1,0 +1,214 @@
+"""The model registry: ``@register`` on a builder, ``create`` by name (timm-style).
+
+A builder is a function ``fn(*, num_classes, input_shape, include_top, **options)``
+returning a :class:`~cnnlab.models.base.ZooModel`. ``@register(...)`` records it
+under its function name with its defaults and reference data; family modules
+(lenet.py, vgg.py, ...) are imported on first use so that importing
+``cnnlab.models`` stays cheap.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import inspect
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from cnnlab.errors import CnnlabError
+from cnnlab.models.base import check_input_shape
+from cnnlab.nn.params import ParamCount, count_params
+
+# One module per family, imported in this order (the order `cnnlab models` lists).
+FAMILIES = ("lenet", "notes", "alexnet", "vgg", "googlenet", "resnet", "resnet_cifar", "densenet")
+_CORE_ARGS = ("num_classes", "input_shape", "include_top")
+
+
+@dataclass(frozen=True)
+class TorchvisionMap:
+    """How a torchvision state dict's keys land on our modules.
+
+    ``rename(key) -> our key`` for every tensor of the torchvision model.
+    ``zero_fill(our_key)``: our tensors torchvision has no counterpart for and
+    that are exactly equivalent at zero (a convolution's bias before batch norm).
+    ``optional(torchvision_key)``: tensors we may drop (auxiliary classifiers).
+    """
+
+    rename: Callable[[str], str]
+    zero_fill: Callable[[str], bool] = lambda key: False
+    optional: Callable[[str], bool] = lambda key: False
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What `cnnlab models` shows, and what `create` needs, for one registered name."""
+
+    name: str
+    family: str
+    input_shape: tuple[int, int, int]
+    num_classes: int
+    params: int  # Keras-style total (trainable + non-trainable) of the default model
+    trainable: int
+    reference: str
+    min_size: int
+    description: str
+    builder: Callable[..., nn.Module] = field(repr=False)
+    torchvision: TorchvisionMap | None = field(default=None, repr=False)
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The builder's extra keyword options and their defaults."""
+        signature = inspect.signature(self.builder)
+        return {
+            name: param.default
+            for name, param in signature.parameters.items()
+            if name not in _CORE_ARGS and param.kind is inspect.Parameter.KEYWORD_ONLY
+        }
+
+
+_REGISTRY: dict[str, ModelInfo] = {}
+_loaded = False
+
+
+def register(
+    *,
+    input_shape: tuple[int, int, int],
+    num_classes: int,
+    params: int,
+    trainable: int | None = None,
+    reference: str,
+    min_size: int,
+    description: str,
+    name: str | None = None,
+    torchvision: TorchvisionMap | None = None,
+) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Record a builder under ``name`` (default: the function's name).
+
+    ``params`` / ``trainable`` are the Keras-style counts of the default model
+    (``num_classes`` classes at ``input_shape``, with its top); a test rebuilds
+    every model on the meta device and checks them, so `cnnlab models` can list
+    them without building anything.
+    """
+
+    def decorate(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        key = name or builder.__name__
+        if key in _REGISTRY:
+            raise ValueError(f"model {key!r} is registered twice")
+        _REGISTRY[key] = ModelInfo(
+            name=key,
+            family=builder.__module__.rsplit(".", 1)[-1],
+            input_shape=tuple(input_shape),  # type: ignore[arg-type]
+            num_classes=num_classes,
+            params=params,
+            trainable=params if trainable is None else trainable,
+            reference=reference,
+            min_size=min_size,
+            description=description,
+            builder=builder,
+            torchvision=torchvision,
+        )
+        return builder
+
+    return decorate
+
+
+def _load_families() -> None:
+    global _loaded
+    if not _loaded:
+        _loaded = True
+        for family in FAMILIES:
+            importlib.import_module(f"cnnlab.models.{family}")
+
+
+def names(family: str | None = None) -> list[str]:
+    """Every registered model name, family by family in registration order."""
+    _load_families()
+    return [key for key, entry in _REGISTRY.items() if family is None or entry.family == family]
+
+
+def info(name: str) -> ModelInfo:
+    """The registry entry of ``name``; unknown names raise with the closest ones."""
+    _load_families()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        pass
+    lowered = name.lower().replace("-", "").replace("_", "")
+    for key in _REGISTRY:
+        if key.replace("_", "") == lowered:
+            raise CnnlabError(
+                f"unknown model {name!r}", where="model name", fix=f"did you mean {key!r}?"
+            ) from None
+    close = difflib.get_close_matches(name.lower(), list(_REGISTRY), n=5, cutoff=0.5)
+    close += [key for key in _REGISTRY if key.startswith(name.lower()[:4]) and key not in close][: 5 - len(close)]
+    hint = f"did you mean {', '.join(close)}?" if close else "run `cnnlab models` to list them"
+    raise CnnlabError(f"unknown model {name!r}", where="model name", fix=hint)
+
+
+def create(
+    name: str,
+    num_classes: int | None = None,
+    input_shape: Sequence[int] | None = None,
+    include_top: bool = True,
+    **options: Any,
+) -> nn.Module:
+    """Build model ``name``; ``model.config`` rebuilds it with ``create(**config)``.
+
+    ``num_classes``: outputs of the top (default: the reference's).
+    ``input_shape``: (H, W, C) in Keras order (default: the reference's).
+    ``include_top=False``: the backbone only; its output is the last feature map
+    (N, F, h, w), or (N, F) with ``pooling='avg'`` / ``'max'``; ``model.num_features`` is F.
+    ``options``: family-specific, see ``info(name).options``.
+    """
+    entry = info(name)
+    if num_classes is None:
+        num_classes = entry.num_classes
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise CnnlabError(
+            f"num_classes must be a positive integer, got {num_classes!r}",
+            where=f"{name}: num_classes",
+            fix="pass the number of classes (or of regression outputs), e.g. num_classes=10",
+        )
+    shape = check_input_shape(name, entry.input_shape if input_shape is None else input_shape, min_size=entry.min_size)
+    accepted = entry.options
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        listed = ", ".join(f"{key}={value!r}" for key, value in accepted.items()) or "none"
+        raise CnnlabError(
+            f"unknown option(s) {', '.join(unknown)}",
+            where=f"{name}: options",
+            fix=f"the options of {name} are: {listed}",
+        )
+    try:
+        json.dumps(options)
+    except TypeError as error:
+        raise CnnlabError(
+            f"options must be plain JSON values (numbers, strings, lists): {error}",
+            where=f"{name}: options",
+            fix="pass only numbers, strings, booleans, None and lists of them",
+        ) from None
+    model = entry.builder(num_classes=num_classes, input_shape=shape, include_top=bool(include_top), **options)
+    model.input_shape = shape
+    model.config = {
+        "name": name,
+        "num_classes": num_classes,
+        "input_shape": list(shape),
+        "include_top": bool(include_top),
+        **{key: list(value) if isinstance(value, tuple) else value for key, value in options.items()},
+    }
+    return model
+
+
+def count(name: str, **kwargs: Any) -> ParamCount:
+    """Keras-style parameter count of ``create(name, **kwargs)``, built on the meta device.
+
+    Costs no memory or initialisation time, even for VGG-19.
+    """
+    with torch.device("meta"):
+        model = create(name, **kwargs)
+    return count_params(model)
