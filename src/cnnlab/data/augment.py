@@ -1,0 +1,277 @@
+"""Augmentation on whole batches on the device, with Keras ``ImageDataGenerator`` names.
+
+Input and output: float ``(N, C, H, W)`` images in [0, 1] (the loader applies it
+after /255 and before any mean/std standardisation). Per sample, in this order:
+
+1. random crop with padding (``crop_padding`` p): zero-pad by p, crop H x W at a
+   random integer offset, i.e. an integer shift in [-p, p] with black fill;
+2. one affine warp about the image centre (kornia ``warp_affine``), content moving by
+   - ``rotation_range`` r: angle in [-r, r] degrees, positive = counter-clockwise;
+   - ``width_shift_range`` / ``height_shift_range`` s: shift in [-s, s] times the
+     width / height when s < 1, in pixels when s >= 1; positive = right / down;
+   - ``shear_range`` s: shear angle in [-s, s] degrees (Keras's matrix
+     ``[[1, -sin a], [0, cos a]]``);
+   - ``zoom_range`` z or [lo, hi]: per-axis factors in [1 - z, 1 + z] drawn
+     independently for width and height, as Keras; as in Keras a factor below 1
+     zooms IN (the output samples the input at ``factor`` times the distance);
+   - pixels from outside the image per ``fill_mode``: ``nearest`` (Keras's
+     default), ``constant`` (``cval``, in 0..255 units as Keras) or ``reflect``;
+3. ``horizontal_flip`` / ``vertical_flip``: each with probability 1/2, exact;
+4. ``brightness_range`` [lo, hi]: multiply by a factor in [lo, hi], clip to [0, 1].
+
+``rescale`` is accepted for Keras files but is not an augmentation: it is the
+factor on raw 0..255 pixels that the loader records in ``preprocessing`` (so
+predict applies it too). Keras's ``rescale=1/255`` is cnnlab's default.
+
+Randomness: :meth:`Augment.sample` draws every parameter on the CPU from a
+``torch.Generator``, so the same generator state gives the same batch on any
+device; :meth:`Augment.apply` is deterministic given the parameters (tests use it
+with fixed parameters).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from cnnlab.errors import CnnlabError
+
+_FILL = {"nearest": "border", "constant": "zeros", "reflect": "reflection"}
+KERAS_NAMES = (
+    "rotation_range", "width_shift_range", "height_shift_range", "shear_range", "zoom_range",
+    "horizontal_flip", "vertical_flip", "brightness_range", "rescale", "fill_mode", "cval",
+)
+EXTRA_NAMES = ("crop_padding",)
+
+
+def _pair(value: Any, name: str, *, around_one: bool) -> tuple[float, float]:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = float(value)
+        if value < 0:
+            raise CnnlabError(f"must be >= 0, got {value}", where=name, fix="use a non-negative number")
+        return (1.0 - value, 1.0 + value) if around_one else (value, value)
+    if isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, (int, float)) for v in value):
+        lo, hi = float(value[0]), float(value[1])
+        if not 0 <= lo <= hi:
+            raise CnnlabError(f"must be [low, high] with 0 <= low <= high, got {list(value)}", where=name,
+                              fix="e.g. [0.8, 1.2]")
+        return lo, hi
+    raise CnnlabError(f"must be a number or [low, high], got {value!r}", where=name, fix="e.g. 0.2 or [0.8, 1.2]")
+
+
+class Augment(nn.Module):
+    """Random augmentation of a batch ``(N, C, H, W)`` in [0, 1]; see the module docstring."""
+
+    def __init__(
+        self,
+        rotation_range: float = 0.0,
+        width_shift_range: float = 0.0,
+        height_shift_range: float = 0.0,
+        shear_range: float = 0.0,
+        zoom_range: float | tuple[float, float] = 0.0,
+        horizontal_flip: bool = False,
+        vertical_flip: bool = False,
+        brightness_range: tuple[float, float] | None = None,
+        rescale: float | None = None,
+        fill_mode: str = "nearest",
+        cval: float = 0.0,
+        crop_padding: int = 0,
+        backend: str = "kornia",
+    ) -> None:
+        super().__init__()
+        for name, value in (("rotation_range", rotation_range), ("width_shift_range", width_shift_range),
+                            ("height_shift_range", height_shift_range), ("shear_range", shear_range)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise CnnlabError(f"must be a number >= 0, got {value!r}", where=name, fix="e.g. 10 or 0.1")
+        if fill_mode not in _FILL:
+            raise CnnlabError(f"unknown fill_mode {fill_mode!r}", where="fill_mode",
+                              fix=f"use one of {', '.join(_FILL)} (Keras's 'wrap' is not supported)")
+        if not isinstance(crop_padding, int) or isinstance(crop_padding, bool) or crop_padding < 0:
+            raise CnnlabError(f"must be a whole number of pixels >= 0, got {crop_padding!r}", where="crop_padding",
+                              fix="e.g. 4 for CIFAR")
+        if rescale is not None and (not isinstance(rescale, (int, float)) or rescale <= 0):
+            raise CnnlabError(f"must be a positive number, got {rescale!r}", where="rescale", fix="e.g. 0.00392156 (1/255)")
+        if backend not in ("kornia", "torch"):
+            raise ValueError("backend must be 'kornia' or 'torch'")
+        self.rotation_range = float(rotation_range)
+        self.width_shift_range = float(width_shift_range)
+        self.height_shift_range = float(height_shift_range)
+        self.shear_range = float(shear_range)
+        self.zoom = _pair(zoom_range, "zoom_range", around_one=True) if zoom_range else (1.0, 1.0)
+        if self.zoom[0] <= 0:
+            raise CnnlabError(f"zoom factors must stay above 0, got {zoom_range!r}", where="zoom_range", fix="use < 1")
+        self.horizontal_flip = bool(horizontal_flip)
+        self.vertical_flip = bool(vertical_flip)
+        self.brightness = _pair(brightness_range, "brightness_range", around_one=False) if brightness_range else None
+        self.rescale = None if rescale is None else float(rescale)
+        self.fill_mode = fill_mode
+        self.cval = float(cval)
+        self.crop_padding = crop_padding
+        self.backend = backend
+
+    # -- configuration ---------------------------------------------------------------
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any] | None) -> Augment:
+        """Build from a dict of Keras ``ImageDataGenerator`` names (plus ``crop_padding``)."""
+        config = dict(config or {})
+        unknown = sorted(set(config) - set(KERAS_NAMES) - set(EXTRA_NAMES))
+        if unknown:
+            hint = (" (standardisation is the loader's 'preprocessing', not an augmentation)"
+                    if any("center" in k or "normalization" in k for k in unknown) else "")
+            raise CnnlabError(f"unknown augmentation option(s) {', '.join(unknown)}{hint}", where="augment",
+                              fix=f"use {', '.join(KERAS_NAMES + EXTRA_NAMES)}")
+        config = {k: v for k, v in config.items() if v is not None}
+        return cls(**config)
+
+    def config(self) -> dict[str, Any]:
+        """The options as a JSON-friendly dict that :meth:`from_config` accepts."""
+        return {
+            "rotation_range": self.rotation_range, "width_shift_range": self.width_shift_range,
+            "height_shift_range": self.height_shift_range, "shear_range": self.shear_range,
+            "zoom_range": list(self.zoom), "horizontal_flip": self.horizontal_flip,
+            "vertical_flip": self.vertical_flip,
+            "brightness_range": list(self.brightness) if self.brightness else None,
+            "rescale": self.rescale, "fill_mode": self.fill_mode, "cval": self.cval,
+            "crop_padding": self.crop_padding,
+        }
+
+    def extra_repr(self) -> str:
+        defaults = Augment().config()
+        return ", ".join(f"{k}={v}" for k, v in self.config().items() if v != defaults[k])
+
+    @property
+    def geometric(self) -> bool:
+        return bool(self.rotation_range or self.width_shift_range or self.height_shift_range
+                    or self.shear_range or self.zoom != (1.0, 1.0))
+
+    # -- randomness --------------------------------------------------------------------
+
+    def sample(self, n: int, height: int, width: int, generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        """Draw the parameters of ``n`` samples on the CPU (see the module docstring for units)."""
+
+        def uniform(lo: float, hi: float) -> Tensor:
+            return lo + (hi - lo) * torch.rand(n, generator=generator, dtype=torch.float64)
+
+        def shift(spec: float, extent: int) -> Tensor:
+            limit = spec * extent if spec < 1 else spec
+            return uniform(-limit, limit)
+
+        p = self.crop_padding
+        return {
+            "crop": torch.randint(0, 2 * p + 1, (n, 2), generator=generator) - p if p else torch.zeros(n, 2, dtype=torch.long),
+            "angle": uniform(-self.rotation_range, self.rotation_range),
+            "tx": shift(self.width_shift_range, width),
+            "ty": shift(self.height_shift_range, height),
+            "shear": uniform(-self.shear_range, self.shear_range),
+            "zx": uniform(*self.zoom),
+            "zy": uniform(*self.zoom),
+            "hflip": torch.rand(n, generator=generator) < 0.5 if self.horizontal_flip else torch.zeros(n, dtype=torch.bool),
+            "vflip": torch.rand(n, generator=generator) < 0.5 if self.vertical_flip else torch.zeros(n, dtype=torch.bool),
+            "brightness": uniform(*self.brightness) if self.brightness else torch.ones(n, dtype=torch.float64),
+        }
+
+    def forward(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Augment ``x`` (N, C, H, W) float in [0, 1] with fresh random parameters."""
+        return self.apply(x, self.sample(x.shape[0], x.shape[2], x.shape[3], generator))
+
+    # -- the transforms ------------------------------------------------------------------
+
+    def apply(self, x: Tensor, params: dict[str, Tensor]) -> Tensor:
+        """Apply given parameters (a dict as :meth:`sample` returns; missing keys = identity)."""
+        n, _, h, w = x.shape
+        device = x.device
+        crop = params.get("crop")
+        if crop is not None and bool((crop != 0).any()):
+            x = shift_integer(x, crop[:, 0].to(device), crop[:, 1].to(device))
+        if any(k in params for k in ("angle", "tx", "ty", "shear", "zx", "zy")):
+            matrix = affine_matrix(params, n, h, w)
+            if not torch.allclose(matrix, torch.eye(3, dtype=matrix.dtype).expand_as(matrix)):
+                x = self._warp(x, matrix[:, :2].to(device=device, dtype=x.dtype))
+        if "hflip" in params and bool(params["hflip"].any()):
+            x = torch.where(params["hflip"].to(device).view(n, 1, 1, 1), x.flip(-1), x)
+        if "vflip" in params and bool(params["vflip"].any()):
+            x = torch.where(params["vflip"].to(device).view(n, 1, 1, 1), x.flip(-2), x)
+        if "brightness" in params:
+            factor = params["brightness"].to(device=device, dtype=x.dtype).view(n, 1, 1, 1)
+            if bool((factor != 1).any()):
+                x = (x * factor).clamp(0.0, 1.0)
+        return x
+
+    def _warp(self, x: Tensor, forward: Tensor) -> Tensor:
+        fill = self.cval / 255.0
+        if self.fill_mode == "constant" and fill:
+            # grid_sample pads with zeros only: shift so that the fill value is zero.
+            return self._warp_zero(x - fill, forward) + fill
+        return self._warp_zero(x, forward)
+
+    def _warp_zero(self, x: Tensor, forward: Tensor) -> Tensor:
+        mode = _FILL[self.fill_mode]
+        if self.backend == "kornia":
+            from kornia.geometry.transform import warp_affine
+
+            return warp_affine(x, forward, dsize=(x.shape[2], x.shape[3]), mode="bilinear",
+                               padding_mode=mode, align_corners=True)
+        return warp_affine_torch(x, forward, padding_mode=mode)
+
+
+def affine_matrix(params: dict[str, Tensor], n: int, h: int, w: int) -> Tensor:
+    """Forward 3x3 pixel-coordinate matrices ``(n, 3, 3)`` (float64) moving content as documented.
+
+    ``p_out = c + t + R(angle) @ S(shear) @ diag(1/zx, 1/zy) @ (p_in - c)`` with ``c`` the
+    image centre ``((w-1)/2, (h-1)/2)``, x to the right and y down.
+    """
+
+    def get(key: str, default: float) -> Tensor:
+        value = params.get(key)
+        return torch.full((n,), default, dtype=torch.float64) if value is None else value.detach().cpu().double()
+
+    angle, shear = torch.deg2rad(get("angle", 0.0)), torch.deg2rad(get("shear", 0.0))
+    zx, zy, tx, ty = get("zx", 1.0), get("zy", 1.0), get("tx", 0.0), get("ty", 0.0)
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    rot = torch.stack([torch.stack([cos, sin], -1), torch.stack([-sin, cos], -1)], -2)  # CCW on screen, y down
+    she = torch.stack([torch.stack([torch.ones_like(shear), -torch.sin(shear)], -1),
+                       torch.stack([torch.zeros_like(shear), torch.cos(shear)], -1)], -2)
+    zoom = torch.diag_embed(torch.stack([1.0 / zx, 1.0 / zy], -1))
+    linear = rot @ she @ zoom
+    centre = torch.tensor([(w - 1) / 2.0, (h - 1) / 2.0], dtype=torch.float64)
+    offset = centre + torch.stack([tx, ty], -1) - (linear @ centre)
+    matrix = torch.zeros(n, 3, 3, dtype=torch.float64)
+    matrix[:, :2, :2] = linear
+    matrix[:, :2, 2] = offset
+    matrix[:, 2, 2] = 1.0
+    return matrix
+
+
+def warp_affine_torch(x: Tensor, forward: Tensor, padding_mode: str = "zeros") -> Tensor:
+    """The same warp as kornia's ``warp_affine(align_corners=True)`` with plain ``affine_grid``.
+
+    ``forward`` (N, 2, 3) maps input pixels to output pixels; grid_sample needs the
+    inverse in normalised [-1, 1] coordinates: ``theta = N @ inv(A) @ inv(N)``.
+    """
+    n, _, h, w = x.shape
+    full = torch.zeros(n, 3, 3, dtype=torch.float64, device=forward.device)
+    full[:, :2] = forward.double()
+    full[:, 2, 2] = 1.0
+    norm = torch.tensor([[2.0 / (w - 1), 0, -1], [0, 2.0 / (h - 1), -1], [0, 0, 1]], dtype=torch.float64,
+                        device=forward.device)
+    theta = norm @ torch.linalg.inv(full) @ torch.linalg.inv(norm)
+    grid = F.affine_grid(theta[:, :2].to(x.dtype), list(x.shape), align_corners=True)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode=padding_mode, align_corners=True)
+
+
+def shift_integer(x: Tensor, dx: Tensor, dy: Tensor) -> Tensor:
+    """Shift each image by whole pixels (content right by ``dx``, down by ``dy``), zero fill; exact."""
+    n, c, h, w = x.shape
+    p = int(max(dx.abs().max().item(), dy.abs().max().item(), 0))
+    if p == 0:
+        return x
+    padded = F.pad(x, (p, p, p, p))
+    rows = (p - dy).view(n, 1) + torch.arange(h, device=x.device).view(1, h)  # (n, h)
+    cols = (p - dx).view(n, 1) + torch.arange(w, device=x.device).view(1, w)  # (n, w)
+    batch = torch.arange(n, device=x.device).view(n, 1, 1)
+    out = padded.permute(0, 2, 3, 1)[batch, rows.view(n, h, 1), cols.view(n, 1, w)]  # (n, h, w, c)
+    return out.permute(0, 3, 1, 2)

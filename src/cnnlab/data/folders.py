@@ -1,0 +1,216 @@
+"""Image folders from the real world: one subfolder per class, optional train/ and test/ roots.
+
+Layouts (first match wins):
+
+- ``DIR/train/<class>/...`` and optionally ``DIR/test/<class>/...`` and
+  ``DIR/val/`` (or ``validation/``): split roots; the class list comes from
+  ``train/`` so indices agree across splits.
+- ``DIR/<class>/...``: the whole folder is the training split.
+
+Inside a class folder, images are found recursively. What is what:
+
+- ignored silently: hidden files and folders (name starting with ``.``, e.g.
+  ``.DS_Store``, ``.ipynb_checkpoints``), ``__MACOSX``, ``Thumbs.db``,
+  ``desktop.ini``, and files whose extension is not an image extension;
+- skipped with a reason (:mod:`cnnlab.data.decode`): empty, truncated,
+  not-an-image (an image extension on something else), decompression bomb;
+- a class folder with no valid image: a :class:`DataWarning` naming it, the class
+  is kept (indices stay stable) and listed in ``ImageSet.empty_classes``;
+- no valid image at all: :class:`~cnnlab.errors.CnnlabError`.
+
+Nothing is ever written to, moved in or deleted from the folder.
+A ``.tar`` / ``.tar.gz`` of such a tree is read directly (members into memory).
+"""
+
+from __future__ import annotations
+
+import os
+import tarfile
+import warnings
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+
+from cnnlab.data.cache import Decoded, SourceFile, decode_files
+from cnnlab.data.imageset import ImageSet
+from cnnlab.errors import CnnlabError
+
+IMAGE_EXTENSIONS = {
+    ".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".gif", ".bmp", ".dib", ".tif", ".tiff",
+    ".webp", ".ppm", ".pgm", ".pbm", ".pnm",
+}
+IGNORED_NAMES = {"thumbs.db", "desktop.ini", "ehthumbs.db", "__macosx"}
+SPLIT_NAMES = {"train": ("train", "training"), "test": ("test", "testing"), "val": ("val", "valid", "validation")}
+
+
+class DataWarning(UserWarning):
+    """Something in a data set a user should know about (skipped files, empty classes)."""
+
+
+def is_ignored(name: str) -> bool:
+    """Hidden files and folders and the junk operating systems leave behind."""
+    return name.startswith(".") or name.lower() in IGNORED_NAMES
+
+
+def is_image_name(name: str) -> bool:
+    return Path(name).suffix.lower() in IMAGE_EXTENSIONS and not is_ignored(name)
+
+
+def _subdirs(folder: Path) -> list[Path]:
+    try:
+        return sorted(p for p in folder.iterdir() if p.is_dir() and not is_ignored(p.name))
+    except OSError as error:
+        raise CnnlabError(f"cannot list the folder ({error.strerror})", where=str(folder),
+                          fix="check the path and its permissions") from None
+
+
+def split_roots(folder: Path) -> dict[str, Path]:
+    """``{"train": ..., "test": ..., "val": ...}`` for the split folders present (case-insensitive)."""
+    found: dict[str, Path] = {}
+    by_name = {p.name.lower(): p for p in _subdirs(folder)}
+    for split, names in SPLIT_NAMES.items():
+        for name in names:
+            if name in by_name:
+                found[split] = by_name[name]
+                break
+    return found
+
+
+def available_splits(folder: Path) -> list[str]:
+    """Splits a folder offers: ``["train"]`` for a plain class-per-folder tree."""
+    roots = split_roots(folder)
+    return sorted(roots) if "train" in roots else ["train"]
+
+
+def _walk_images(folder: Path) -> list[Path]:
+    found = []
+    for top, dirs, names in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not is_ignored(d))
+        found.extend(Path(top) / n for n in sorted(names) if is_image_name(n))
+    return found
+
+
+def load_folder(
+    folder: Path,
+    *,
+    split: str = "train",
+    image_size: tuple[int, int] | None = None,
+    channels: int | None = None,
+    cache_folder: Path | None = None,
+    progress: bool = False,
+) -> ImageSet:
+    """Load a class-per-folder tree (see the module docstring) as an :class:`ImageSet`."""
+    if not folder.is_dir():
+        raise CnnlabError("is not a folder", where=str(folder), fix="give a folder with one subfolder per class")
+    roots = split_roots(folder)
+    if "train" in roots:
+        if split not in roots:
+            raise CnnlabError(f"has no {split}/ folder (found {', '.join(sorted(roots))})", where=str(folder),
+                              fix=f"add {folder}/{split}/<class>/... or use another split")
+        classes = [p.name for p in _subdirs(roots["train"])]
+        class_root = roots[split]
+    else:
+        if split != "train":
+            raise CnnlabError(f"has no {split}/ folder: it is a plain class-per-folder tree", where=str(folder),
+                              fix=f"put the {split} images in {folder}/{split}/<class>/ and the training images in "
+                                  f"{folder}/train/<class>/, or split the training set with a validation fraction")
+        classes = [p.name for p in _subdirs(folder)]
+        class_root = folder
+    if not classes:
+        raise CnnlabError("has no class subfolders", where=str(class_root),
+                          fix="put the images of each class in their own subfolder, e.g. cats/ and dogs/")
+    present = [p.name for p in _subdirs(class_root)]
+    unknown = sorted(set(present) - set(classes))
+    if unknown:
+        raise CnnlabError(f"has class folders that train/ lacks: {', '.join(unknown)}", where=str(class_root),
+                          fix="use the same class folder names in every split")
+    files: list[SourceFile] = []
+    labels: list[int] = []
+    for index, name in enumerate(classes):
+        for path in _walk_images(class_root / name) if (class_root / name).is_dir() else []:
+            files.append(SourceFile(path.relative_to(class_root).as_posix(), path=path))
+            labels.append(index)
+    decoded = decode_files(files, image_size=image_size, channels=channels, cache_folder=cache_folder,
+                           label=str(class_root.resolve()), progress=progress)
+    return _imageset(decoded, files, labels, classes, where=str(class_root), present=set(present))
+
+
+def load_tar(
+    archive: Path,
+    *,
+    split: str = "train",
+    image_size: tuple[int, int] | None = None,
+    channels: int | None = None,
+    cache_folder: Path | None = None,
+    progress: bool = False,
+) -> ImageSet:
+    """Load a class-per-folder tree stored in a tar archive (``[top/]split/class/file``), read in place."""
+    members = _tar_images(archive)
+    # Find the split folder: the deepest common layout ``.../<split>/<class>/<file>``.
+    by_split: dict[str, list[tuple[PurePosixPath, bytes]]] = {}
+    for path, data in members:
+        parts = path.parts
+        for depth in range(len(parts) - 2):
+            if parts[depth].lower() in SPLIT_NAMES.get(split, ()):
+                by_split.setdefault(split, []).append((PurePosixPath(*parts[depth + 1:]), data))
+                break
+    entries = by_split.get(split, [])
+    if not entries:
+        raise CnnlabError(f"has no {split}/<class>/ images", where=str(archive),
+                          fix=f"the archive must hold [top/]{split}/<class>/<image> members")
+    classes = sorted({p.parts[0] for p, _ in entries if len(p.parts) > 1})
+    index = {name: i for i, name in enumerate(classes)}
+    entries.sort(key=lambda e: (index.get(e[0].parts[0], -1), e[0].as_posix()))
+    files = [SourceFile(p.as_posix(), data=d) for p, d in entries if len(p.parts) > 1]
+    labels = [index[p.parts[0]] for p, _ in entries if len(p.parts) > 1]
+    decoded = decode_files(files, image_size=image_size, channels=channels, cache_folder=cache_folder,
+                           label=f"{archive.resolve()}::{split}", progress=progress)
+    return _imageset(decoded, files, labels, classes, where=f"{archive}::{split}", present=set(classes))
+
+
+def _tar_images(archive: Path) -> list[tuple[PurePosixPath, bytes]]:
+    try:
+        with tarfile.open(archive, "r:*") as tar:
+            out = []
+            for member in tar:
+                path = PurePosixPath(member.name)
+                if not member.isfile() or any(is_ignored(p) for p in path.parts) or not is_image_name(path.name):
+                    continue
+                handle = tar.extractfile(member)
+                out.append((path, handle.read() if handle else b""))
+            return out
+    except (tarfile.TarError, OSError, EOFError) as error:
+        raise CnnlabError(f"cannot read the archive ({error})", where=str(archive),
+                          fix="check the file is a complete .tar / .tar.gz, or extract it and give the folder") from None
+
+
+def _imageset(decoded: Decoded, files: list[SourceFile], labels: list[int], classes: list[str], where: str,
+              present: set[str]) -> ImageSet:
+    if not decoded.ok:
+        reasons = ", ".join(sorted({r for _, r in decoded.skipped})) or "no image files"
+        raise CnnlabError(f"no valid image found ({len(files)} candidate files; {reasons})", where=where,
+                          fix="put .jpg/.png/... images in one subfolder per class")
+    targets = np.asarray([labels[i] for i in decoded.ok], dtype=np.int64)
+    counts = np.bincount(targets, minlength=len(classes))
+    # A class folder that exists but holds no valid image deserves a warning; a class
+    # simply absent from a test/ folder does not.
+    empty = [name for name, count in zip(classes, counts) if count == 0 and name in present]
+    if decoded.skipped:
+        listing = "; ".join(f"{n} ({r})" for n, r in decoded.skipped[:10])
+        more = f" and {len(decoded.skipped) - 10} more" if len(decoded.skipped) > 10 else ""
+        warnings.warn(f"{where}: skipped {len(decoded.skipped)} file(s): {listing}{more}", DataWarning, stacklevel=3)
+    for name in empty:
+        warnings.warn(f"{where}: class folder {name!r} has no valid image", DataWarning, stacklevel=3)
+    imageset = ImageSet(
+        data=decoded.images,
+        targets=targets,
+        classes=classes,
+        task="classification",
+        files=[files[i].name for i in decoded.ok],
+        skipped=list(decoded.skipped),
+        name=where,
+        empty_classes=empty,
+        original_sizes=dict(decoded.sizes),
+        original_modes=dict(decoded.modes),
+    )
+    return imageset

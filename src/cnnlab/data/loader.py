@@ -1,0 +1,220 @@
+"""Batches on the device, with no per-sample Python: the loader for training and evaluation.
+
+What a batch is:
+
+- ``x``: float32 ``(B, C, H, W)`` on the device, computed from the uint8 images as
+  ``((u8 / 255) -> augment -> * (scale * 255) - mean) / std`` per channel, where
+  ``scale`` (default 1/255, Keras's ``rescale``), ``mean`` and ``std`` (None = no
+  standardisation) come from the ``preprocessing`` dict. With the defaults, x is
+  simply ``u8 / 255`` in [0, 1].
+- ``y``: int64 class indices ``(B,)`` or float32 numbers ``(B,)`` on the device.
+
+The ``preprocessing`` dict (JSON-friendly) is everything predict needs to turn an
+image file into the same ``x``: ``image_size`` [H, W], ``channels``, ``resize``
+(``"bilinear-stretch"``), ``alpha`` (``"white"``: transparency composited over
+white), ``scale``, ``mean``, ``std``. Save it in ``model.json``; at predict time
+:func:`prepare_images` applies it.
+
+Sets up to ``resident_limit_bytes`` (default 2 GiB) are copied to the device once
+as uint8 ``(N, C, H, W)``; a batch is one gather. Larger sets are gathered from
+the (memory-mapped) array on the host, in file order, then moved.
+
+Determinism: the order of epoch ``e`` is a permutation drawn from ``(seed, e)``
+alone, and the augmentation of batch ``b`` from ``(seed, e, b)`` alone, so a run
+resumed at epoch k (``set_epoch(k)``, or ``iter_epoch(k, start_batch=b)`` in the
+middle of one) sees exactly the batches of an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from cnnlab.data.augment import Augment
+from cnnlab.data.imageset import ImageSet
+from cnnlab.errors import CnnlabError
+
+DEFAULT_SCALE = 1.0 / 255.0
+
+
+def make_preprocessing(imageset: ImageSet, *, standardize: bool = False, rescale: float | None = None) -> dict[str, Any]:
+    """The ``preprocessing`` dict for a training set: size, channels, scale and optional mean/std.
+
+    ``standardize``: per-channel mean and std of ``u8 * scale`` over the whole set
+    (compute it on the training part only and reuse the dict for validation and predict).
+    """
+    h, w, c = imageset.image_shape
+    scale = DEFAULT_SCALE if rescale is None else float(rescale)
+    mean = std = None
+    if standardize:
+        total = np.zeros(c)
+        total_sq = np.zeros(c)
+        count = 0
+        for start in range(0, len(imageset), 4096):
+            chunk = imageset.gather(np.arange(start, min(start + 4096, len(imageset)))).astype(np.float64) * scale
+            total += chunk.sum(axis=(0, 1, 2))
+            total_sq += (chunk * chunk).sum(axis=(0, 1, 2))
+            count += chunk.shape[0] * h * w
+        mean_arr = total / count
+        std_arr = np.sqrt(np.maximum(total_sq / count - mean_arr**2, 0.0))
+        mean = [float(v) for v in mean_arr]
+        std = [float(v) if v > 1e-12 else 1.0 for v in std_arr]
+    return {"image_size": [h, w], "channels": c, "resize": "bilinear-stretch", "alpha": "white",
+            "scale": scale, "mean": mean, "std": std}
+
+
+def normalize(x: Tensor, preprocessing: dict[str, Any] | None, *, from_unit: bool = False) -> Tensor:
+    """uint8 (or [0, 1] float when ``from_unit``) ``(B, C, H, W)`` -> the network's float input."""
+    pre = preprocessing or {}
+    scale = float(pre.get("scale") or DEFAULT_SCALE)
+    x = x.float()
+    if from_unit:
+        if scale != DEFAULT_SCALE:
+            x = x * (scale * 255.0)
+    else:
+        x = x * scale
+    if pre.get("mean") is not None:
+        mean = torch.tensor(pre["mean"], dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+        std = torch.tensor(pre["std"], dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+        x = (x - mean) / std
+    return x
+
+
+def prepare_images(images: list[str | Path | np.ndarray], preprocessing: dict[str, Any], device: str | torch.device = "cpu") -> Tensor:
+    """Files or uint8 ``(H, W[, C])`` arrays -> the network's input ``(B, C, H, W)``, as in training."""
+    from cnnlab.data.decode import BadImage, decode_image
+
+    h, w = preprocessing["image_size"]
+    c = int(preprocessing["channels"])
+    batch = np.empty((len(images), h, w, c), dtype=np.uint8)
+    for i, item in enumerate(images):
+        if isinstance(item, np.ndarray):
+            from PIL import Image
+
+            array = item if item.ndim == 3 else item[..., None]
+            mode = {1: "L", 3: "RGB", 4: "RGBA"}.get(array.shape[2])
+            if array.dtype != np.uint8 or mode is None:
+                raise CnnlabError(f"image {i} must be uint8 (H, W), (H, W, 3) or (H, W, 4), got {array.dtype} {array.shape}",
+                                  where="images", fix="convert it to uint8 first")
+            image = Image.fromarray(array[..., 0] if mode == "L" else array, mode)
+            import io
+
+            buffer = io.BytesIO()
+            image.save(buffer, format="PNG")  # lossless: reuse the one decode path
+            item = buffer.getvalue()
+        try:
+            batch[i] = decode_image(item, (h, w), c)
+        except BadImage as bad:
+            raise CnnlabError(f"cannot use this image: {bad}", where=str(item) if not isinstance(item, bytes) else f"images[{i}]",
+                              fix="give a readable JPEG/PNG/... image") from None
+    x = torch.from_numpy(batch).permute(0, 3, 1, 2).to(device)
+    return normalize(x, preprocessing)
+
+
+def _epoch_seed(*parts: int) -> int:
+    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+class BatchLoader:
+    """Iterate ``(x, y)`` batches of an :class:`ImageSet` on ``device`` (see the module docstring)."""
+
+    def __init__(
+        self,
+        imageset: ImageSet,
+        batch_size: int,
+        *,
+        shuffle: bool,
+        seed: int = 0,
+        device: str | torch.device = "cpu",
+        augment: Augment | None = None,
+        drop_last: bool = False,
+        preprocessing: dict[str, Any] | None = None,
+        rank: int = 0,
+        world_size: int = 1,
+        resident_limit_bytes: int = 2 << 30,
+    ) -> None:
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise CnnlabError(f"batch size must be a positive integer, got {batch_size!r}", where="batch_size",
+                              fix="e.g. 32, 64 or 128")
+        if len(imageset) == 0:
+            raise CnnlabError("the data set is empty", where=imageset.name or "data", fix="give a set with images")
+        self.imageset = imageset
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = int(seed)
+        self.device = torch.device(device)
+        self.augment = augment
+        self.drop_last = drop_last
+        self.rank, self.world_size = rank, world_size
+        rescale = augment.rescale if augment is not None else None
+        self.preprocessing = preprocessing or make_preprocessing(imageset, rescale=rescale)
+        self.epoch = 0
+        self.targets = torch.from_numpy(np.asarray(imageset.targets)).to(self.device)
+        h, w, c = imageset.image_shape
+        self.resident = len(imageset) * h * w * c <= resident_limit_bytes
+        self._images: Tensor | None = None
+        if self.resident:
+            # One copy to the device as (N, C, H, W) uint8: every batch is then one gather.
+            host = torch.from_numpy(np.ascontiguousarray(imageset.images))
+            self._images = host.permute(0, 3, 1, 2).contiguous().to(self.device)
+
+    # -- sizes and epochs --------------------------------------------------------------
+
+    def _per_rank(self) -> int:
+        n = len(self.imageset)
+        return -(-n // self.world_size)  # every rank gets the same count (padding by repetition)
+
+    def __len__(self) -> int:
+        n = self._per_rank()
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Make the next ``iter(loader)`` yield epoch ``epoch`` (for resume)."""
+        self.epoch = int(epoch)
+
+    def order(self, epoch: int) -> np.ndarray:
+        """Positions of this rank's samples in epoch ``epoch``, in batch order."""
+        n = len(self.imageset)
+        if self.shuffle:
+            generator = torch.Generator().manual_seed(_epoch_seed(self.seed, epoch))
+            perm = torch.randperm(n, generator=generator).numpy()
+        else:
+            perm = np.arange(n)
+        if self.world_size > 1:
+            total = self._per_rank() * self.world_size
+            perm = np.concatenate([perm, perm[: total - n]])[self.rank :: self.world_size]
+        return perm
+
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
+        epoch = self.epoch
+        yield from self.iter_epoch(epoch)
+        self.epoch = epoch + 1
+
+    def iter_epoch(self, epoch: int, start_batch: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
+        """Batches of epoch ``epoch`` from batch ``start_batch`` on; does not change ``self.epoch``."""
+        order = self.order(epoch)
+        for b in range(start_batch, len(self)):
+            idx = order[b * self.batch_size : (b + 1) * self.batch_size]
+            yield self.batch(idx, epoch=epoch, batch_index=b)
+
+    def batch(self, idx: np.ndarray, *, epoch: int = 0, batch_index: int = 0) -> tuple[Tensor, Tensor]:
+        """The ``(x, y)`` of positions ``idx`` (augmented when the loader has an augment)."""
+        index = torch.from_numpy(np.asarray(idx, dtype=np.int64))
+        if self._images is not None:
+            raw = self._images[index.to(self.device)]
+        else:
+            host = torch.from_numpy(self.imageset.gather(idx)).permute(0, 3, 1, 2)
+            if self.device.type == "cuda":
+                host = host.pin_memory()
+            raw = host.to(self.device, non_blocking=True)
+        y = self.targets[index.to(self.device)]
+        if self.augment is None:
+            return normalize(raw, self.preprocessing), y
+        generator = torch.Generator().manual_seed(_epoch_seed(self.seed, epoch, batch_index, 1))
+        x = self.augment(raw.float().div_(255.0), generator)
+        return normalize(x, self.preprocessing, from_unit=True), y

@@ -1,0 +1,84 @@
+"""Train / validation split: stratified, seeded, and saved so it can be re-applied.
+
+The record is plain JSON: ``{"version", "fraction", "seed", "n", "task",
+"val_files" | "val_indices"}``. A run saves it; a resumed run and a later
+evaluation call :func:`apply_split` with it and get exactly the same split,
+even if files were added to the folder since (by file name), or fail loudly if
+a validation file disappeared.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from cnnlab.data.imageset import ImageSet
+from cnnlab.errors import CnnlabError
+
+SPLIT_VERSION = 1
+
+
+def split_train_val(imageset: ImageSet, fraction: float, seed: int) -> tuple[ImageSet, ImageSet, dict[str, Any]]:
+    """Split into ``(train, val, record)``; ``fraction`` of each class goes to validation.
+
+    Per class: ``round(fraction * count)`` images, at least one when the class has
+    two or more and ``fraction > 0``, never all of them. Regression sets are split
+    at random as a whole. Both parts keep the original order.
+    """
+    if not 0.0 < fraction < 1.0:
+        raise CnnlabError(f"validation fraction must be between 0 and 1 (exclusive), got {fraction}",
+                          where="validation_split", fix="use e.g. 0.2 for an 80/20 split")
+    rng = np.random.default_rng(seed)
+    n = len(imageset)
+    if imageset.task == "classification":
+        groups = [np.flatnonzero(imageset.targets == k) for k in range(len(imageset.classes or []))]
+    else:
+        groups = [np.arange(n)]
+    val: list[np.ndarray] = []
+    for members in groups:
+        if len(members) < 2:
+            continue
+        take = min(max(int(round(fraction * len(members))), 1), len(members) - 1)
+        val.append(rng.permutation(members)[:take])
+    val_idx = np.sort(np.concatenate(val)) if val else np.zeros(0, dtype=np.int64)
+    if len(val_idx) == 0:
+        raise CnnlabError(f"a validation fraction of {fraction} leaves no validation image ({n} images)",
+                          where="validation_split", fix="use a larger fraction or more images")
+    record: dict[str, Any] = {"version": SPLIT_VERSION, "fraction": fraction, "seed": seed, "n": n,
+                              "task": imageset.task}
+    if imageset.files is not None:
+        record["val_files"] = [imageset.files[i] for i in val_idx]
+    else:
+        record["val_indices"] = [int(i) for i in val_idx]
+    return _apply(imageset, val_idx) + (record,)
+
+
+def apply_split(imageset: ImageSet, record: dict[str, Any]) -> tuple[ImageSet, ImageSet]:
+    """Re-apply a saved split record; returns ``(train, val)``."""
+    if not isinstance(record, dict) or record.get("version") != SPLIT_VERSION:
+        raise CnnlabError("is not a split record cnnlab wrote", where="split record",
+                          fix="delete it to make a new split (the validation set will change)")
+    if "val_files" in record:
+        if imageset.files is None:
+            raise CnnlabError("the record names files but this data set has none", where="split record",
+                              fix="use the same data set the run was trained on")
+        position = {name: i for i, name in enumerate(imageset.files)}
+        missing = [f for f in record["val_files"] if f not in position]
+        if missing:
+            raise CnnlabError(f"{len(missing)} validation file(s) of the saved split are gone, e.g. {missing[0]!r}",
+                              where="split record",
+                              fix="restore the files, or start a new run to make a new split")
+        val_idx = np.sort(np.asarray([position[f] for f in record["val_files"]], dtype=np.int64))
+    else:
+        if record.get("n") != len(imageset):
+            raise CnnlabError(f"the saved split is for {record.get('n')} images, this set has {len(imageset)}",
+                              where="split record", fix="use the same data set the run was trained on")
+        val_idx = np.asarray(record.get("val_indices", []), dtype=np.int64)
+    return _apply(imageset, val_idx)
+
+
+def _apply(imageset: ImageSet, val_idx: np.ndarray) -> tuple[ImageSet, ImageSet]:
+    is_val = np.zeros(len(imageset), dtype=bool)
+    is_val[val_idx] = True
+    return imageset.subset(np.flatnonzero(~is_val)), imageset.subset(np.flatnonzero(is_val))
