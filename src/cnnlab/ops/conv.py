@@ -219,7 +219,7 @@ def _as_kernel(kernel: Any, dtype: torch.dtype, device: torch.device, name: str)
         k = kernel.to(device=device, dtype=dtype)
     else:
         try:
-            k = torch.as_tensor(np.asarray(kernel, dtype=np.float64), dtype=dtype, device=device)
+            k = torch.as_tensor(np.ascontiguousarray(kernel, dtype=np.float64), dtype=dtype, device=device)
         except (TypeError, ValueError) as error:
             raise CnnlabError(f"is not a numeric array ({error})", where=f"{name} kernel", fix="pass a 2-D array of numbers") from None
     if k.ndim != 2 or k.shape[0] < 1 or k.shape[1] < 1:

@@ -230,5 +230,11 @@ def parse_kernel(spec: str) -> tuple[np.ndarray, str]:
     if args and name not in _TAKES_ARGS:
         raise CnnlabError(f"{name} takes no ':' arguments", where=f"kernel {spec!r}", fix=f"write just {name}")
     builder, _ = KERNELS[name]
-    weights = builder(args, text)
+    try:
+        weights = builder(args, text)
+    except CnnlabError as error:
+        if error.where is not None and error.where.startswith("kernel "):
+            raise
+        message = str(error).removeprefix(f"{error.where}: ").removesuffix(f" Fix: {error.fix}")
+        raise CnnlabError(message, where=f"kernel {spec!r}", fix=error.fix) from None
     return weights, text.lower() if args else name
