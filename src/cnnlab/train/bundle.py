@@ -5,7 +5,7 @@ sha256 of the weights file, so a corrupted or half-copied bundle is refused::
 
     {"format": "cnnlab-bundle", "format_version": 1,
      "architecture": {"kind": "spec", "spec": {...}}          # or
-                     {"kind": "zoo", "name": "mnist_3conv", "options": {...}},
+                     {"kind": "zoo", "config": {"name": "resnet20", ...}},
      "task": "classification" | "binary" | "regression",
      "classes": [...], "input_shape": [H, W, C], "preprocessing": {...},
      "output": {"activation": "softmax", "in_model": true, "units": 10},
@@ -114,7 +114,7 @@ def build_architecture(arch: Mapping[str, Any]) -> nn.Module:
     if kind == "zoo":
         from cnnlab.models import create
 
-        return create(arch["name"], **arch.get("options", {}))
+        return create(**arch["config"])
     raise CnnlabError(f"architecture kind {kind!r} cannot be rebuilt from model.json", where=META,
                       fix="pass the module yourself: load_bundle(path, model=MyModule())")
 

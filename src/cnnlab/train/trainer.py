@@ -203,6 +203,10 @@ class Trainer:
         self.head = find_output_head(self.model, x).for_task(self.task)
 
     def _batches(self, loader: Loader, epoch: int, start: int) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
+        if hasattr(loader, "iter_epoch"):  # cnnlab.data.BatchLoader: jumps to a batch without computing the others
+            if start:
+                ckpt.set_rng_state(self._resume_rng)
+            return loader.iter_epoch(epoch, start)
         _set_epoch(loader, epoch)
         batches = iter(loader)
         if start:

@@ -1,0 +1,413 @@
+"""The public training API: ``fit`` an experiment into a run folder, ``load`` a bundle, use it.
+
+A run folder (``--out runs/NAME``) holds::
+
+    model.json, weights.safetensors   the final model (a bundle)
+    best/                             the best epoch's bundle (ModelCheckpoint)
+    history.csv                       one row per epoch
+    config.yaml                       the resolved experiment
+    split.json                        the train / validation split
+    state/                            the training state for --resume
+
+Everything is checked (config, data, model output against the data) before
+the run folder is created, so a bad input leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from cnnlab.errors import CnnlabError
+from cnnlab.files import atomic_write_text
+from cnnlab.train import config as cfg
+from cnnlab.train.head import OutputHead, find_output_head
+
+SPLIT_FILE = "split.json"
+
+
+@dataclass
+class History:
+    """What ``fit`` returns: Keras's ``history.history`` plus the run folder and the model."""
+
+    rows: list[dict[str, float]]
+    run_dir: Path
+    model: nn.Module | None = field(default=None, repr=False)
+    picked: list[str] = field(default_factory=list)
+
+    @property
+    def history(self) -> dict[str, list[float]]:
+        keys = list(dict.fromkeys(k for row in self.rows for k in row))
+        return {k: [row.get(k, float("nan")) for row in self.rows] for k in keys}
+
+    @property
+    def epochs(self) -> int:
+        return len(self.rows)
+
+
+# ----------------------------------------------------------------------------- models
+
+
+def auto_spec(input_shape: Sequence[int], outputs: int, activation: str) -> dict[str, Any]:
+    """A small Keras-style CNN sized to the images: conv-BN-ReLU-pool blocks, GAP, Dense.
+
+    Blocks of 32, 64, 128 filters while the map is at least 8 pixels wide: fast
+    on a laptop CPU, and enough for shapes / MNIST-sized problems.
+    """
+    h, w, c = (int(v) for v in input_shape)
+    layers: list[dict[str, Any]] = []
+    size = min(h, w)
+    for filters in (32, 64, 128):
+        if size < 8 and layers:
+            break
+        layers += [{"type": "Conv2D", "filters": filters, "kernel_size": 3, "padding": "same", "use_bias": False},
+                   {"type": "BatchNormalization"}, {"type": "Activation", "activation": "relu"},
+                   {"type": "MaxPooling2D", "pool_size": 2}]
+        size //= 2
+    layers += [{"type": "GlobalAveragePooling2D"}, {"type": "Dense", "units": outputs, "activation": activation}]
+    return {"name": "auto_cnn", "input_shape": [h, w, c], "layers": layers}
+
+
+def _is_spec_file(model: str) -> bool:
+    return model.lower().endswith((".yaml", ".yml", ".json")) or Path(model).is_file()
+
+
+def build_model(model: Any, options: Mapping[str, Any], *, input_shape: Sequence[int], outputs: int,
+                activation: str, seed: int) -> tuple[nn.Module, dict[str, Any], str]:
+    """(module, architecture entry for model.json, what was built in words)."""
+    if model is None:
+        spec = auto_spec(input_shape, outputs, activation)
+        return _build_spec(spec, seed), {"kind": "spec", "spec": None}, "auto_cnn (a small conv-BN-ReLU CNN)"
+    if isinstance(model, (dict, list)) or (isinstance(model, str) and _is_spec_file(model)):
+        if isinstance(model, str) and not Path(model).is_file():
+            raise CnnlabError("no such spec file", where=model, fix="give the path of a model spec (.yaml or .json)")
+        built = _build_spec(model, seed)
+        return built, {"kind": "spec", "spec": None}, f"spec {model if isinstance(model, str) else '(inline)'}"
+    from cnnlab.models import create
+
+    torch.manual_seed(seed)
+    module = create(str(model), num_classes=outputs, input_shape=tuple(input_shape), **dict(options))
+    return module, {"kind": "zoo", "config": dict(getattr(module, "config", {}) or {"name": model})}, str(model)
+
+
+def _build_spec(spec: Any, seed: int) -> nn.Module:
+    from cnnlab.spec import build
+
+    return build(spec, seed=seed)
+
+
+def architecture_of(module: nn.Module, arch: dict[str, Any]) -> dict[str, Any]:
+    if arch.get("kind") == "spec":
+        return {"kind": "spec", "spec": getattr(module, "spec")}
+    return arch
+
+
+def make_regularization(model: nn.Module):
+    """The spec's kernel regularisers as a loss term, or None when the model has none."""
+    from cnnlab.nn.regularizers import ATTRIBUTE
+
+    terms = [(m, name, reg) for m in model.modules() for name, reg in getattr(m, ATTRIBUTE, {}).items()]
+    if not terms:
+        return None
+
+    def penalty(_: nn.Module) -> torch.Tensor:
+        return sum(reg(getattr(m, name)) for m, name, reg in terms if getattr(m, name, None) is not None)
+
+    return penalty
+
+
+# ------------------------------------------------------------------------------- data
+
+
+def _open(source: str, data: cfg.DataConfig, split: str, image_size=None, channels=None):
+    from cnnlab.data.sources import open_dataset
+
+    return open_dataset(source, split=split, root=data.root, image_size=image_size or data.image_size,
+                        channels=channels or data.channels, task=data.task)
+
+
+def load_data(exp: cfg.Experiment, *, split_record: dict[str, Any] | None, image_size=None, channels=None):
+    """(train set, validation set or None, split record or None) as the experiment asks."""
+    from cnnlab.data.sources import available_splits
+    from cnnlab.data.split import apply_split, split_train_val
+
+    data = exp.data
+    train = _open(data.source, data, "train", image_size, channels)
+    if len(train) == 0:
+        raise CnnlabError("holds no usable image", where=data.source, fix="give a folder with images in class subfolders")
+    if data.val:
+        return train, _open(data.val, data, "train", train.image_shape[:2], train.image_shape[2]), None
+    if split_record is not None:
+        tr, va = apply_split(train, split_record)
+        return tr, va, split_record
+    if data.val_split:
+        return split_train_val(train, data.val_split, exp.seed)
+    if "val" in available_splits(data.source, data.root):
+        return train, _open(data.source, data, "val", train.image_shape[:2], train.image_shape[2]), None
+    return train, None, None
+
+
+# ------------------------------------------------------------------------------ fit
+
+
+def fit(data: str | None = None, model: Any = None, *, config: str | Path | None = None,
+        out: str | Path | None = None, resume: str | Path | None = None, verbose: int = 1,
+        **options: Any) -> History:
+    """Train a model and return its history (Keras-like ``History``, plus ``run_dir`` and ``model``).
+
+    ``data``: a built-in set name, an image folder or a CSV. ``model``: a zoo name,
+    a spec file or dict, or None to pick one for the data. ``config``: an
+    experiment file; keyword ``options`` override it with dotted names
+    (``fit("shapes", epochs=5, **{"optimizer.lr": 0.01})``) or section dicts.
+    ``resume``: a run folder to continue. ``verbose``: 1 bar, 2 a line per epoch, 0 quiet.
+    """
+    overrides: dict[str, Any] = {}
+    if data is not None:
+        overrides["data.source"] = str(data)
+    if model is not None:
+        overrides["model"] = model if not isinstance(model, Path) else str(model)
+    if out is not None:
+        overrides["out"] = str(out)
+    for key, value in options.items():
+        if isinstance(value, Mapping):
+            for sub, inner in value.items():
+                overrides[f"{key}.{sub}"] = inner
+        else:
+            overrides[key] = value
+    return run_experiment(config, overrides, resume=resume, verbose=verbose)
+
+
+def run_experiment(config_path: str | Path | None, overrides: Mapping[str, Any], *, resume: str | Path | None = None,
+                   verbose: int = 1, flags: Mapping[str, str] | None = None, say=None) -> History:
+    """Validate, prepare everything, then train in the run folder (see the module doc)."""
+    from cnnlab.data.loader import BatchLoader, make_preprocessing
+    from cnnlab.train.state import seed_everything, state_files
+    from cnnlab.train.trainer import Trainer, resolve_device
+
+    say = say or (print if verbose else (lambda *_: None))
+    split_record = None
+    if resume is not None:
+        run_dir = Path(resume)
+        if not (run_dir / cfg.CONFIG_FILE).is_file() or not state_files(run_dir):
+            raise CnnlabError("is not a run folder with a saved training state", where=str(run_dir),
+                              fix="give the --out folder of an earlier `cnnlab train` run")
+        exp = cfg.load_experiment(run_dir / cfg.CONFIG_FILE, overrides, flags)
+        if (run_dir / SPLIT_FILE).is_file():
+            split_record = json.loads((run_dir / SPLIT_FILE).read_text(encoding="utf-8"))
+    else:
+        exp = cfg.load_experiment(config_path, overrides, flags)
+        run_dir = Path(exp.out) if exp.out else _fresh_run_dir(exp)
+        if run_dir.exists() and any(run_dir.iterdir()):
+            raise CnnlabError("the run folder already exists and is not empty", where=str(run_dir),
+                              fix=f"continue it with --resume {run_dir}, or give another --out")
+    if exp.augment is not None:
+        from cnnlab.data.augment import Augment
+
+        augment = Augment.from_config(exp.augment)
+    else:
+        augment = None
+    picked: list[str] = []
+    seed_everything(exp.seed)
+    train_set, val_set, split_record = load_data(exp, split_record=split_record)
+
+    task, classes = train_set.task, train_set.classes
+    outputs = 1 if task == "regression" else len(classes)
+    activation = "linear" if task == "regression" else "softmax"
+    module, arch, described = build_model(exp.model, exp.model_options, input_shape=train_set.image_shape,
+                                          outputs=outputs, activation=activation, seed=exp.seed)
+    want = tuple(int(v) for v in getattr(module, "input_shape", train_set.image_shape))
+    if want != tuple(train_set.image_shape):  # a spec with its own input size: bring the images to it
+        train_set, val_set, split_record = load_data(exp, split_record=split_record, image_size=want[:2], channels=want[2])
+        picked.append(f"images resized to {want[0]}x{want[1]}x{want[2]} for the model")
+    if exp.model is None:
+        picked.insert(0, f"model {described} for {want[0]}x{want[1]}x{want[2]} images, "
+                         f"{'regression' if task == 'regression' else f'{outputs} classes'}")
+
+    device = resolve_device(exp.device)
+    preprocessing = make_preprocessing(train_set, standardize=exp.data.standardize,
+                                       rescale=augment.rescale if augment is not None else None)
+    train = BatchLoader(train_set, exp.batch_size, shuffle=True, seed=exp.seed, device=device, augment=augment,
+                        preprocessing=preprocessing)
+    val = (BatchLoader(val_set, max(exp.batch_size, 256), shuffle=False, device=device, preprocessing=preprocessing)
+           if val_set is not None and len(val_set) else None)
+
+    head = check_output(module, train, task, outputs, described)
+    loss_name = exp.loss.name or default_loss(task, head)
+    metrics = exp.metrics or (["mae"] if task == "regression" else
+                              (["accuracy", "top5_accuracy"] if outputs > 5 else ["accuracy"]))
+    trainer = _make_trainer(exp, module, head, train, val, train_set, loss_name, metrics, run_dir, device, verbose,
+                            arch, preprocessing, task)
+    if exp.model is None or exp.loss.name is None:
+        picked.append(f"loss {loss_name}, metrics {', '.join(metrics)}, optimizer {exp.optimizer.name} "
+                      f"lr {exp.optimizer.lr:g}, {exp.epochs} epochs of batch {exp.batch_size}")
+    if verbose and picked and resume is None:
+        for line in picked:
+            say(f"picked: {line}")
+
+    # Everything checked: now the run folder may be written.
+    if resume is None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run_dir / cfg.CONFIG_FILE, cfg.dump(exp))
+        if split_record is not None:
+            atomic_write_text(run_dir / SPLIT_FILE, json.dumps(split_record) + "\n")
+    if verbose:
+        say(f"run folder: {run_dir}")
+    rows = trainer.fit(train, val, epochs=exp.epochs, resume=resume is not None)
+    return History(rows, run_dir, trainer.model.eval(), picked)
+
+
+def _fresh_run_dir(exp: cfg.Experiment) -> Path:
+    stem = Path(exp.data.source).stem.replace(" ", "_") or "run"
+    model = exp.model if isinstance(exp.model, str) else "auto"
+    base = Path("runs") / f"{stem}-{Path(model).stem}"
+    candidate, n = base, 1
+    while candidate.exists():
+        n += 1
+        candidate = base.with_name(f"{base.name}-{n}")
+    return candidate
+
+
+def default_loss(task: str, head: OutputHead) -> str:
+    if task == "regression":
+        return "mse"
+    return "binary_crossentropy" if head.units == 1 else "sparse_categorical_crossentropy"
+
+
+def check_output(module: nn.Module, loader: Any, task: str, outputs: int, described: str) -> OutputHead:
+    """Refuse a model whose output does not fit the data (10 classes, 2-unit head)."""
+    x, _ = next(loader.iter_epoch(0)) if hasattr(loader, "iter_epoch") else next(iter(loader))
+    device = next(module.parameters()).device
+    module.to(x.device)
+    try:
+        head = find_output_head(module, x[:2])
+    except RuntimeError as error:
+        raise CnnlabError(f"the model cannot run on the data's images {tuple(x.shape[1:])} (NCHW): "
+                          f"{str(error).splitlines()[0]}", where=f"model {described}",
+                          fix="give the model the data's input shape, or set data.image_size / data.channels") from None
+    finally:
+        module.to(device)
+    ok = head.units == outputs or (task == "classification" and outputs == 2 and head.units == 1)
+    if not ok:
+        what = "a regression target" if task == "regression" else f"{outputs} classes"
+        raise CnnlabError(f"the model outputs {head.units} value(s) per image but the data has {what}",
+                          where=f"model {described}",
+                          fix=f"end the model with Dense({outputs}) (num_classes={outputs}), or use other data")
+    return head.for_task(task)
+
+
+def _make_trainer(exp, module, head, train, val, train_set, loss_name, metrics, run_dir, device, verbose, arch,
+                  preprocessing, task):
+    from cnnlab.train.callbacks import CSVLogger, EarlyStopping, ModelCheckpoint, ReduceLROnPlateau, TerminateOnNaN
+    from cnnlab.train.losses import make_loss, resolve_class_weight
+    from cnnlab.train.optim import make_optimizer, make_schedule, trainable_parameters
+    from cnnlab.train.trainer import Trainer
+
+    counts = list((train_set.class_counts() or {}).values()) or None
+    weight = resolve_class_weight(exp.loss.class_weight, counts, len(train_set.classes or [1]), train_set.classes)
+    loss = make_loss(loss_name, label_smoothing=exp.loss.label_smoothing, class_weight=weight,
+                     huber_delta=exp.loss.huber_delta)
+    o = exp.optimizer
+    optimizer = make_optimizer(o.name, trainable_parameters(module), lr=o.lr, momentum=o.momentum,
+                               nesterov=o.nesterov, weight_decay=o.weight_decay)
+    s = exp.schedule
+    schedule = make_schedule(s.name, optimizer, epochs=exp.epochs, steps_per_epoch=len(train), step_size=s.step_size,
+                             gamma=s.gamma, eta_min=s.eta_min, pct_start=s.pct_start, factor=s.factor,
+                             patience=s.patience, monitor=s.monitor, interval=s.interval)
+    c = exp.callbacks
+    callbacks: list[Any] = []
+    if c.csv_logger:
+        callbacks.append(CSVLogger())
+    if c.terminate_on_nan:
+        callbacks.append(TerminateOnNaN())
+    if c.reduce_lr_on_plateau is not None:
+        callbacks.append(ReduceLROnPlateau(**c.reduce_lr_on_plateau.model_dump()))
+    if c.early_stopping is not None:
+        callbacks.append(EarlyStopping(**c.early_stopping.model_dump()))
+    if c.model_checkpoint is not None and val is not None:
+        callbacks.append(ModelCheckpoint(**c.model_checkpoint.model_dump()))
+    meta = {"architecture": architecture_of(module, arch), "classes": train_set.classes,
+            "input_shape": list(train_set.image_shape), "preprocessing": preprocessing,
+            "loss": loss_name, "seed": exp.seed}
+    trainer = Trainer(module, loss, optimizer, schedule=schedule, metrics=metrics, callbacks=callbacks,
+                      device=device, run_dir=run_dir, checkpoint_every=exp.checkpoint_every, verbose=verbose,
+                      regularization=make_regularization(module), task=task, bundle_meta=meta,
+                      compile=exp.compile)
+    trainer.head = head
+    return trainer
+
+
+# ------------------------------------------------------------------------ load / use
+
+
+class LoadedModel:
+    """A trained model with what it needs to predict on images: ``predict(images)``."""
+
+    def __init__(self, module: nn.Module, meta: dict[str, Any], path: Path) -> None:
+        self.module, self.meta, self.path = module.eval(), meta, path
+        out = meta.get("output", {})
+        self.head = OutputHead(out.get("activation", "linear"), module if out.get("in_model") else None,
+                               int(out.get("units", 0)))
+        self.classes: list[str] | None = meta.get("classes")
+        self.task: str = meta.get("task", "classification")
+        self.preprocessing: dict[str, Any] = meta.get("preprocessing") or {}
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self.module(x)
+
+    @torch.no_grad()
+    def predict_tensor(self, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+        """Network inputs (N, C, H, W) -> probabilities (classification) or values (regression)."""
+        outs = [self.head.probabilities(self.module(x[i:i + batch_size])) for i in range(0, len(x), batch_size)]
+        return torch.cat(outs) if outs else torch.zeros(0)
+
+    def prepare(self, images: Any) -> torch.Tensor:
+        """Paths, PIL images, uint8 arrays (H, W[, C]) or (N, H, W[, C]) -> network inputs."""
+        from cnnlab.data.loader import prepare_images
+
+        if isinstance(images, (str, Path)) or not isinstance(images, (list, tuple, np.ndarray)):
+            images = [images]
+        if isinstance(images, np.ndarray):
+            images = list(images) if images.ndim == 4 or (images.ndim == 3 and images.shape[-1] not in (1, 3, 4)) \
+                else [images]
+        items = [np.asarray(im) if _is_pil(im) else (str(im) if isinstance(im, Path) else im) for im in images]
+        return prepare_images(items, self.preprocessing)
+
+    def predict(self, images: Any) -> np.ndarray:
+        """Probabilities (N, K) / (N,) for one sigmoid unit, or values (N,) for regression."""
+        out = self.predict_tensor(self.prepare(images)).float().numpy()
+        return out[:, 0] if out.ndim == 2 and out.shape[1] == 1 else out
+
+    def predict_classes(self, images: Any) -> list[Any]:
+        """Class names (argmax, or the 0.5 threshold of one sigmoid unit), or numbers for regression."""
+        out = self.predict(images)
+        if self.task == "regression":
+            return [float(v) for v in np.asarray(out).reshape(len(out), -1)[:, 0]]
+        index = (out > 0.5).astype(int) if out.ndim == 1 else out.argmax(-1)
+        names = self.classes or [str(i) for i in range(int(index.max()) + 1)]
+        return [names[int(i)] for i in index]
+
+
+def _is_pil(item: Any) -> bool:
+    try:
+        from PIL import Image
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(item, Image.Image)
+
+
+def load(path: str | Path, model: nn.Module | None = None) -> LoadedModel:
+    """Load a bundle (or a run folder's final bundle) without unpickling anything."""
+    from cnnlab.train.bundle import load_bundle
+
+    path = Path(path)
+    if not path.exists():
+        raise CnnlabError("no such bundle or run folder", where=str(path), fix="give the --out folder of a run")
+    module, meta = load_bundle(path, model)
+    return LoadedModel(module, meta, path)
