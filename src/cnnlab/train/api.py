@@ -68,7 +68,8 @@ def auto_spec(input_shape: Sequence[int], outputs: int, activation: str) -> dict
         if size < 8 and layers:
             break
         layers += [{"type": "Conv2D", "filters": filters, "kernel_size": 3, "padding": "same", "use_bias": False},
-                   {"type": "BatchNormalization"}, {"type": "Activation", "activation": "relu"},
+                   {"type": "BatchNormalization", "momentum": 0.9},  # Keras 0.99 lags for short runs
+                   {"type": "Activation", "activation": "relu"},
                    {"type": "MaxPooling2D", "pool_size": 2}]
         size //= 2
     layers += [{"type": "GlobalAveragePooling2D"}, {"type": "Dense", "units": outputs, "activation": activation}]

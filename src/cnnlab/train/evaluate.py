@@ -1,0 +1,151 @@
+"""Evaluate a trained model on a data set, and predict images: what ``cnnlab evaluate`` / ``predict`` print.
+
+Classification: accuracy, top-1 / top-5 error, per-class precision / recall /
+F1 and the confusion matrix (rows = true class, columns = predicted), also as
+a PNG. Regression: MAE, MSE, RMSE.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from cnnlab.errors import CnnlabError
+from cnnlab.files import atomic_path
+from cnnlab.train.api import LoadedModel
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+def confusion_matrix(truth: np.ndarray, predicted: np.ndarray, k: int) -> np.ndarray:
+    """(K, K) counts, rows = true class, columns = predicted class."""
+    return np.bincount(truth * k + predicted, minlength=k * k).reshape(k, k)
+
+
+def per_class_scores(matrix: np.ndarray) -> dict[str, np.ndarray]:
+    """Precision, recall, F1 and support per class (0 where undefined, as scikit-learn's zero_division=0)."""
+    tp = np.diag(matrix).astype(float)
+    predicted, actual = matrix.sum(0).astype(float), matrix.sum(1).astype(float)
+    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
+    recall = np.divide(tp, actual, out=np.zeros_like(tp), where=actual > 0)
+    both = precision + recall
+    f1 = np.divide(2 * precision * recall, both, out=np.zeros_like(tp), where=both > 0)
+    return {"precision": precision, "recall": recall, "f1": f1, "support": actual.astype(int)}
+
+
+def evaluate_model(model: LoadedModel, imageset: Any, *, batch_size: int = 256) -> dict[str, Any]:
+    """Metrics of ``model`` on ``imageset`` (a :class:`cnnlab.data.ImageSet`), JSON-friendly."""
+    from cnnlab.data.loader import BatchLoader
+
+    if len(imageset) == 0:
+        raise CnnlabError("holds no usable image", where=imageset.name or "data", fix="give a set with images")
+    loader = BatchLoader(imageset, batch_size, shuffle=False, preprocessing=model.preprocessing)
+    outputs, targets = [], []
+    for x, y in loader.iter_epoch(0):
+        outputs.append(model.predict_tensor(x).float())
+        targets.append(y)
+    out = torch.cat(outputs).numpy()
+    y = torch.cat(targets).numpy()
+    result: dict[str, Any] = {"images": int(len(y)), "task": model.task}
+    if model.task == "regression":
+        diff = out.reshape(len(y), -1)[:, 0] - y.astype(np.float64)
+        result.update(mae=float(np.abs(diff).mean()), mse=float((diff ** 2).mean()),
+                      rmse=float(np.sqrt((diff ** 2).mean())))
+        return result
+    classes = list(model.classes or [])
+    if imageset.classes is not None and list(imageset.classes) != classes:
+        raise CnnlabError(f"the data's classes {imageset.classes} differ from the model's {classes}",
+                          where=imageset.name or "data", fix="evaluate on data with the classes the model learned")
+    k = len(classes)
+    if out.ndim == 1 or out.shape[1] == 1:
+        p = out.reshape(-1)
+        predicted = (p > 0.5).astype(np.int64)
+        top5 = np.ones(len(y), dtype=bool)
+    else:
+        predicted = out.argmax(1)
+        top5 = (np.argsort(-out, axis=1, kind="stable")[:, :5] == y[:, None]).any(1)
+    matrix = confusion_matrix(y.astype(np.int64), predicted, k)
+    accuracy = float((predicted == y).mean())
+    scores = per_class_scores(matrix)
+    result.update(
+        accuracy=accuracy, top1_error=1.0 - accuracy, top5_error=float(1.0 - top5.mean()),
+        classes=classes,
+        per_class={name: {key: (int(v[i]) if key == "support" else float(v[i])) for key, v in scores.items()}
+                   for i, name in enumerate(classes)},
+        confusion_matrix=matrix.tolist(),
+    )
+    return result
+
+
+def save_confusion_png(result: dict[str, Any], path: str | Path) -> Path:
+    """The confusion matrix as a PNG (matplotlib, Agg backend)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    matrix = np.asarray(result["confusion_matrix"])
+    classes = result["classes"]
+    k = len(classes)
+    fig, ax = plt.subplots(figsize=(1.2 + 0.55 * k, 1.0 + 0.5 * k), dpi=100)
+    ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(k), classes, rotation=45, ha="right")
+    ax.set_yticks(range(k), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    peak = matrix.max() if matrix.size else 0
+    for i in range(k):
+        for j in range(k):
+            ax.text(j, i, str(matrix[i, j]), ha="center", va="center",
+                    color="white" if matrix[i, j] > peak / 2 else "black", fontsize=8)
+    ax.set_title(f"accuracy {result['accuracy']:.4f}")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return Path(path)
+
+
+def image_files(items: Sequence[str | Path]) -> list[Path]:
+    """Files as given, folders expanded to their image files (sorted; hidden ones skipped)."""
+    files: list[Path] = []
+    for item in items:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                           and not any(part.startswith(".") for part in p.relative_to(path).parts))
+            if not found:
+                raise CnnlabError("holds no image file", where=str(path), fix="give image files or a folder of them")
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise CnnlabError("no such file or folder", where=str(path), fix="check the path")
+    return files
+
+
+def predict_files(model: LoadedModel, files: Sequence[Path], *, top_k: int = 1, batch_size: int = 64) -> list[dict[str, Any]]:
+    """One record per file: ``{file, class, probability, top}`` or ``{file, value}`` for regression."""
+    records: list[dict[str, Any]] = []
+    for start in range(0, len(files), batch_size):
+        chunk = list(files[start:start + batch_size])
+        out = model.predict([str(f) for f in chunk])
+        for i, path in enumerate(chunk):
+            if model.task == "regression":
+                records.append({"file": str(path), "value": float(np.asarray(out[i]).reshape(-1)[0])})
+                continue
+            names = model.classes or []
+            if out.ndim == 1:  # one sigmoid unit: class 1 when p > 0.5
+                p = float(out[i])
+                one, zero = (names[1] if len(names) > 1 else "1", p), (names[0] if names else "0", 1 - p)
+                ranked = [one, zero] if p > 0.5 else [zero, one]
+            else:
+                order = np.argsort(-out[i], kind="stable")
+                ranked = [(names[j] if j < len(names) else str(j), float(out[i][j])) for j in order]
+            records.append({"file": str(path), "class": ranked[0][0], "probability": ranked[0][1],
+                            "top": [{"class": c, "probability": p} for c, p in ranked[:max(top_k, 1)]]})
+    return records
