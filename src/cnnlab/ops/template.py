@@ -45,9 +45,27 @@ def _as_float64(data: Any, name: str) -> tuple[np.ndarray, bool]:
 
 def _window_sums(a: np.ndarray, h: int, w: int) -> np.ndarray:
     """Σ of a over every h x w window (valid positions), per channel, via an integral image."""
-    c = np.zeros((a.shape[0] + 1, a.shape[1] + 1, a.shape[2]))
-    c[1:, 1:] = a.cumsum(0).cumsum(1)
-    return c[h:, w:] - c[:-h, w:] - c[h:, :-w] + c[:-h, :-w]
+    planes = np.ascontiguousarray(np.moveaxis(a, 2, 0))  # (C, H, W): cumsum runs on contiguous rows
+    c = np.zeros((planes.shape[0], planes.shape[1] + 1, planes.shape[2] + 1))
+    np.cumsum(planes, axis=1, out=c[:, 1:, 1:])
+    np.cumsum(c[:, 1:, 1:], axis=2, out=c[:, 1:, 1:])
+    sums = c[:, h:, w:] - c[:, :-h, w:] - c[:, h:, :-w] + c[:, :-h, :-w]
+    return np.moveaxis(sums, 0, 2)
+
+
+def _fast_length(n: int) -> int:
+    """The smallest 2^a 3^b 5^c >= n: FFT lengths with only small factors are fast
+    (1087, a prime, is ~10x slower than 1125)."""
+    best = 1 << max(0, (n - 1).bit_length())
+    power5 = 1
+    while power5 < best:
+        power35 = power5
+        while power35 < best:
+            candidate = power35 << max(0, (-(-n // power35) - 1).bit_length())  # times the power of 2 reaching n
+            best = min(best, candidate)
+            power35 *= 3
+        power5 *= 5
+    return best
 
 
 def match_template(image: Any, template: Any) -> tuple[Any, tuple[int, int, float]]:
@@ -84,7 +102,7 @@ def match_template(image: Any, template: Any) -> tuple[Any, tuple[int, int, floa
         )
 
     # Numerator: correlation of I with T' via FFT, summed over channels.
-    shape = (height + h - 1, width + w - 1)
+    shape = (_fast_length(height + h - 1), _fast_length(width + w - 1))
     spectrum = np.fft.rfft2(img, s=shape, axes=(0, 1)) * np.conj(np.fft.rfft2(tpl, s=shape, axes=(0, 1)))
     full = np.fft.irfft2(spectrum.sum(axis=2), s=shape)
     numerator = full[: height - h + 1, : width - w + 1]
