@@ -389,7 +389,9 @@ _register(LayerType("Conv2D", _conv_defaults(2), _conv, _make_conv, (3,), 2, wei
 _register(LayerType("Conv1D", _conv_defaults(1), _conv, _make_conv, (2,), 1, weights=_KERNEL_WEIGHTS))
 _register(LayerType("Conv2DTranspose", _conv_defaults(2, groups=False), _conv, _make_conv, (3,), 2, weights=_KERNEL_WEIGHTS))
 for _name, _dims in (("MaxPooling2D", 2), ("AveragePooling2D", 2), ("MaxPooling1D", 1), ("AveragePooling1D", 1)):
-    _register(LayerType(_name, {"pool_size": 2, "strides": None, "padding": "valid", "data_format": None}, _pool, _make_pool, (_dims + 1,), _dims))
+    # Keras 3: MaxPooling has pool_size 2 by default, AveragePooling requires it.
+    _pool_size = 2 if _name.startswith("Max") else REQUIRED
+    _register(LayerType(_name, {"pool_size": _pool_size, "strides": None, "padding": "valid", "data_format": None}, _pool, _make_pool, (_dims + 1,), _dims))
 for _name, _dims in (("GlobalAveragePooling2D", 2), ("GlobalMaxPooling2D", 2), ("GlobalAveragePooling1D", 1), ("GlobalMaxPooling1D", 1)):
     _register(LayerType(_name, {"data_format": None, "keepdims": False}, _global_pool, _MAKERS[_name], (_dims + 1,), _dims))
 _register(LayerType("UpSampling2D", {"size": 2, "data_format": None, "interpolation": "nearest"}, _upsample, _MAKERS["UpSampling2D"], (3,), 2))
