@@ -48,7 +48,7 @@ from __future__ import annotations
 
 from cnnlab.data.augment import Augment
 from cnnlab.data.decode import BadImage, decode_image
-from cnnlab.data.download import download
+from cnnlab.data.remote import download
 from cnnlab.data.folders import DataWarning
 from cnnlab.data.imageset import ImageSet
 from cnnlab.data.loader import BatchLoader, make_preprocessing, normalize, prepare_images

@@ -77,7 +77,7 @@ def normalize(x: Tensor, preprocessing: dict[str, Any] | None, *, from_unit: boo
         if scale != DEFAULT_SCALE:
             x = x * (scale * 255.0)
     else:
-        x = x * scale
+        x = x / 255.0 if scale == DEFAULT_SCALE else x * scale  # exact u8 / 255 by default
     if pre.get("mean") is not None:
         mean = torch.tensor(pre["mean"], dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
         std = torch.tensor(pre["std"], dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
@@ -160,8 +160,9 @@ class BatchLoader:
         self._images: Tensor | None = None
         if self.resident:
             # One copy to the device as (N, C, H, W) uint8: every batch is then one gather.
-            host = torch.from_numpy(np.ascontiguousarray(imageset.images))
-            self._images = host.permute(0, 3, 1, 2).contiguous().to(self.device)
+            # (one writable copy in NCHW order, also for read-only memmaps)
+            host = np.ascontiguousarray(np.asarray(imageset.images).transpose(0, 3, 1, 2))
+            self._images = torch.from_numpy(host).to(self.device)
 
     # -- sizes and epochs --------------------------------------------------------------
 

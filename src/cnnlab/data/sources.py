@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cnnlab.data import download as dl
+from cnnlab.data import remote as dl
 from cnnlab.data.cifar import LAYOUT as CIFAR_LAYOUT
 from cnnlab.data.cifar import find_cifar, read_cifar
 from cnnlab.data.csvset import load_csv
