@@ -123,6 +123,57 @@ def demo_command(
 # --- models: summary, models (cnnlab.spec, cnnlab.models) ---
 
 
+def _parse_shape(text: str) -> tuple[int, ...]:
+    try:
+        shape = tuple(int(v) for v in text.replace("x", ",").split(","))
+    except ValueError:
+        shape = ()
+    if not shape or min(shape) < 1:
+        raise CnnlabError(f"bad input shape {text!r}", where="--input-shape", fix="write height,width,channels, e.g. 224,224,3")
+    return shape
+
+
+def _zoo_model(name: str, input_shape: tuple[int, ...] | None):  # noqa: ANN202
+    """A registered zoo model, or a clear error when neither a file nor a zoo name."""
+    try:
+        from cnnlab.models import create, names
+    except ImportError:
+        create = names = None  # the zoo is optional here
+    looks_like_file = any(name.endswith(s) for s in (".yaml", ".yml", ".json")) or "/" in name
+    if create is None or looks_like_file or name not in names():
+        known = f" or a zoo model ({', '.join(sorted(names()))})" if names is not None and not looks_like_file else ""
+        raise CnnlabError(f"no spec file {name!r}", where="summary", fix=f"give the path of a .yaml / .json spec{known}")
+    return create(name, **({"input_shape": input_shape} if input_shape else {}))
+
+
+@app.command("summary")
+def summary_command(
+    spec: Annotated[str, typer.Argument(help="A model spec (.yaml / .json), or the name of a zoo model.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    input_shape: Annotated[Optional[str], typer.Option("--input-shape", help="H,W,C for a zoo model (default: its own).")] = None,
+) -> None:
+    """Print a model's layers, output shapes and parameter counts, as Keras's model.summary()."""
+    import json
+    from pathlib import Path
+
+    from cnnlab.spec import SpecError, load_spec, summary
+
+    shape = _parse_shape(input_shape) if input_shape else None
+    target = load_spec(spec) if Path(spec).is_file() else _zoo_model(spec, shape)
+    try:
+        result = summary(target, input_shape=shape)
+    except SpecError as error:
+        # The table up to the failing layer, then the one-line error (main prints it).
+        if error.partial is not None and not as_json:
+            error.partial.print()
+        raise
+    if as_json:
+        typer.echo(json.dumps(result.to_dict(), indent=2))
+    else:
+        result.print()
+
+
+
 # --- data: data inspect (cnnlab.data) ---
 
 

@@ -37,7 +37,7 @@ def suggestion(word: str, options: Iterable[str], what: str) -> str:
     options = sorted(options)
     best = closest(word, options)
     if best is not None:
-        return f"did you mean {best!r}? (valid {what}: {', '.join(options)})"
+        return f"did you mean {best!r}?"
     return f"use one of the valid {what}: {', '.join(options)}"
 
 

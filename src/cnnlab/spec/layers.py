@@ -158,9 +158,10 @@ def _conv(ctx: Ctx) -> Shape:
             length = output_length(size, a["kernel_size"][axis], a["strides"][axis], a["padding"], a["dilation_rate"][axis])
         if length < 1:
             span = [d * (k - 1) + 1 for k, d in zip(a["kernel_size"], a["dilation_rate"])]
+            dilated = f" (dilated span {'x'.join(map(str, span))})" if span != a["kernel_size"] else ""
             ctx.fail(
                 "kernel_size",
-                f"kernel {'x'.join(map(str, a['kernel_size']))} (span {'x'.join(map(str, span))}) is larger than its input {'x'.join(map(str, spatial))} (input shape {fmt_shape(ctx.shape)}) under padding='valid'",
+                f"kernel {'x'.join(map(str, a['kernel_size']))}{dilated} is larger than its input {'x'.join(map(str, spatial))} (input shape {fmt_shape(ctx.shape)}) under padding='valid'",
                 "use padding='same', a smaller kernel_size, or fewer pooling / strided layers before it",
             )
         out.append(length)
