@@ -274,7 +274,8 @@ def load_experiment(path: str | Path | None, overrides: Mapping[str, Any] | None
     merged = merge(raw, overrides or {})
     if "data" not in merged:
         raise CnnlabError("no data set given", where=source, fix="pass DATA (a name, folder or CSV) or 'data: {source: ...}'")
-    return validate(merged, source=source, node=node, flags=flags)
+    given = {k: v for k, v in (flags or {}).items() if (overrides or {}).get(k) is not None}
+    return validate(merged, source=source, node=node, flags=given)
 
 
 def dump(experiment: Experiment) -> str:

@@ -1,0 +1,95 @@
+"""`cnnlab train / evaluate / predict` end to end on tiny folders, and every bad input: exit 2, nothing written."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import cnnlab
+from cnnlab.cli import main
+
+
+def make_folder(root: Path, classes=("bright", "dark"), per_class=12, size=12) -> Path:
+    rng = np.random.default_rng(0)
+    for k, name in enumerate(classes):
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            level = 200 if k == 0 else 40
+            pixels = np.clip(rng.normal(level, 20, (size, size, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(root / name / f"{i}.png")
+    return root
+
+
+def tiny_spec(path: Path, units: int) -> Path:
+    path.write_text(json.dumps({"input_shape": [12, 12, 3], "layers": [
+        {"type": "Conv2D", "filters": 4, "kernel_size": 3, "activation": "relu"},
+        {"type": "GlobalAveragePooling2D"},
+        {"type": "Dense", "units": units, "activation": "softmax"}]}))
+    return path
+
+
+@pytest.mark.slow
+def test_train_evaluate_predict_on_a_folder(tmp_path, capsys):
+    data = make_folder(tmp_path / "imgs")
+    out = tmp_path / "run"
+    assert main(["train", str(data), "--model", str(tiny_spec(tmp_path / "m.json", 2)), "--epochs", "3",
+                 "--batch-size", "8", "--lr", "0.05", "--val-split", "0.25", "--out", str(out), "-q"]) == 0
+    text = capsys.readouterr().out
+    assert "epoch 3/3" in text and "run folder" in text
+    for name in ("model.json", "weights.safetensors", "history.csv", "config.yaml", "split.json", "best/model.json"):
+        assert (out / name).is_file(), name
+    assert len((out / "history.csv").read_text().splitlines()) == 4
+    assert main(["evaluate", str(out), str(data), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["images"] == 24 and result["classes"] == ["bright", "dark"]
+    assert np.asarray(result["confusion_matrix"]).sum() == 24
+    assert result["top1_error"] == pytest.approx(1 - result["accuracy"])
+    assert Path(result["confusion_png"]).read_bytes()[:4] == b"\x89PNG"
+    assert main(["predict", str(out), str(data / "dark"), "--json", "--top-k", "2"]) == 0
+    records = json.loads(capsys.readouterr().out)
+    assert len(records) == 12 and all(len(r["top"]) == 2 for r in records)
+    assert all(abs(sum(t["probability"] for t in r["top"]) - 1) < 1e-5 for r in records)
+    # The Python API agrees with the command.
+    model = cnnlab.load(out)
+    assert model.predict_classes(str(data / "dark" / "0.png")) == [records[0]["class"]]
+    # Resume of a finished run with more epochs continues it.
+    assert main(["train", "--resume", str(out), "--epochs", "4", "-qq"]) == 0
+    assert len((out / "history.csv").read_text().splitlines()) == 5
+
+
+def _assert_refused(capsys, argv: list[str], *needles: str) -> None:
+    assert main(argv) == 2
+    line = capsys.readouterr().err.strip()
+    assert len(line.splitlines()) == 1 and "Traceback" not in line, line
+    for needle in needles:
+        assert needle in line, line
+
+
+def test_bad_inputs_exit_2_and_write_nothing(tmp_path, capsys):
+    data = make_folder(tmp_path / "imgs", classes=[f"c{i}" for i in range(10)], per_class=2)
+    out = tmp_path / "run"
+    bad = tmp_path / "exp.yaml"
+    bad.write_text(f"data:\n  source: {data}\nepochs: 2\noptimiser:\n  name: sgd\n")
+    _assert_refused(capsys, ["train", "--config", str(bad), "--out", str(out)], f"{bad}:4", "optimiser", "'optimizer'")
+    bad.write_text(f"data: {data}\nepochs: many\n")
+    _assert_refused(capsys, ["train", "--config", str(bad), "--out", str(out)], f"{bad}:2", "epochs", "integer")
+    _assert_refused(capsys, ["train", str(data), "--lr", "-1", "--out", str(out)], "--lr", "optimizer.lr", "> 0")
+    spec = str(tiny_spec(tmp_path / "m.json", 2))
+    _assert_refused(capsys, ["train", str(data), "--model", spec, "--out", str(out)],
+                    "outputs 2 value(s)", "10 classes", "Dense(10)")
+    (tmp_path / "empty").mkdir()
+    _assert_refused(capsys, ["train", str(tmp_path / "empty"), "--out", str(out)], "empty")
+    _assert_refused(capsys, ["train", "--resume", str(tmp_path / "nowhere")], "nowhere", "--out")
+    assert not out.exists()
+
+
+def test_a_refused_command_prints_no_traceback_in_a_real_process(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "cnnlab.cli", "train", "--resume", str(tmp_path / "gone")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "Traceback" not in done.stderr and "gone" in done.stderr
