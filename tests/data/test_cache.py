@@ -64,6 +64,7 @@ def test_other_preprocessing_is_another_entry(tmp_path: Path, decodes: list[str]
     assert open_dataset(str(root), image_size=(4, 4), channels=1).image_shape == (4, 4, 1)
     assert len(decodes) == 4
     open_dataset(str(root), image_size=(4, 4), channels=1)
+    open_dataset(str(root), image_size=(4, 4))  # both entries stay cached
     assert len(decodes) == 4
 
 

@@ -3,9 +3,7 @@
 Input and output: float ``(N, C, H, W)`` images in [0, 1] (the loader applies it
 after /255 and before any mean/std standardisation). Per sample, in this order:
 
-1. random crop with padding (``crop_padding`` p): zero-pad by p, crop H x W at a
-   random integer offset, i.e. an integer shift in [-p, p] with black fill;
-2. one affine warp about the image centre (kornia ``warp_affine``), content moving by
+1. one affine warp about the image centre (kornia ``warp_affine``), content moving by
    - ``rotation_range`` r: angle in [-r, r] degrees, positive = counter-clockwise;
    - ``width_shift_range`` / ``height_shift_range`` s: shift in [-s, s] times the
      width / height when s < 1, in pixels when s >= 1; positive = right / down;
@@ -16,6 +14,9 @@ after /255 and before any mean/std standardisation). Per sample, in this order:
      zooms IN (the output samples the input at ``factor`` times the distance);
    - pixels from outside the image per ``fill_mode``: ``nearest`` (Keras's
      default), ``constant`` (``cval``, in 0..255 units as Keras) or ``reflect``;
+2. random crop with padding (``crop_padding`` p, the CIFAR recipe): zero-pad by p,
+   crop H x W at a random integer offset, i.e. an integer shift in [-p, p] per axis
+   with black fill;
 3. ``horizontal_flip`` / ``vertical_flip``: each with probability 1/2, exact;
 4. ``brightness_range`` [lo, hi]: multiply by a factor in [lo, hi], clip to [0, 1].
 
@@ -184,13 +185,13 @@ class Augment(nn.Module):
         """Apply given parameters (a dict as :meth:`sample` returns; missing keys = identity)."""
         n, _, h, w = x.shape
         device = x.device
-        crop = params.get("crop")
-        if crop is not None and bool((crop != 0).any()):
-            x = shift_integer(x, crop[:, 0].to(device), crop[:, 1].to(device))
         if any(k in params for k in ("angle", "tx", "ty", "shear", "zx", "zy")):
             matrix = affine_matrix(params, n, h, w)
             if not torch.allclose(matrix, torch.eye(3, dtype=matrix.dtype).expand_as(matrix)):
                 x = self._warp(x, matrix[:, :2].to(device=device, dtype=x.dtype))
+        crop = params.get("crop")
+        if crop is not None and bool((crop != 0).any()):
+            x = shift_integer(x, crop[:, 0].to(device), crop[:, 1].to(device))
         if "hflip" in params and bool(params["hflip"].any()):
             x = torch.where(params["hflip"].to(device).view(n, 1, 1, 1), x.flip(-1), x)
         if "vflip" in params and bool(params["vflip"].any()):

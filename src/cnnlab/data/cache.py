@@ -87,7 +87,9 @@ def decode_files(
         "files": [f.stamp() for f in files],
     }
     key = hashlib.sha256(json.dumps(key_data, sort_keys=True).encode()).hexdigest()[:24]
-    slug = _slug(label)
+    # One slug per (source, preprocessing): a new decode replaces older entries of the
+    # same slug only, so two image sizes of one folder can live side by side.
+    slug = _slug(f"{label}|{image_size}|{channels}")
     if cache_folder is not None:
         hit = _load(cache_folder, slug, key, len(files))
         if hit is not None:
@@ -104,7 +106,7 @@ def decode_files(
 
 def _slug(label: str) -> str:
     digest = hashlib.sha256(label.encode()).hexdigest()[:10]
-    tail = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(label).name or "data")[:40]
+    tail = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(label.split("|")[0]).name or "data")[:40]
     return f"{tail}-{digest}"
 
 

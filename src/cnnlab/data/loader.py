@@ -161,7 +161,7 @@ class BatchLoader:
         if self.resident:
             # One copy to the device as (N, C, H, W) uint8: every batch is then one gather.
             # (one writable copy in NCHW order, also for read-only memmaps)
-            host = np.ascontiguousarray(np.asarray(imageset.images).transpose(0, 3, 1, 2))
+            host = np.array(np.asarray(imageset.images).transpose(0, 3, 1, 2), order="C")
             self._images = torch.from_numpy(host).to(self.device)
 
     # -- sizes and epochs --------------------------------------------------------------
