@@ -272,7 +272,7 @@ def random_graph(keras: Any, rng: random.Random, index: int) -> dict[str, Any]:
             if rng.random() < 0.5:
                 b = add({"type": "BatchNormalization", "inputs": [b]})
             skip = last if filters == width else add({"type": "Conv2D", "filters": filters, "kernel_size": 1, "inputs": [last]})
-            last = add({"type": rng.choice(["Add", "Add", "Average", "Maximum", "Multiply", "Subtract"]), "inputs": [b, skip]})
+            last = add({"type": rng.choice(["Add", "Add", "Average", "Maximum", "Minimum", "Multiply", "Subtract"]), "inputs": [b, skip]})
             last = add({"type": "Activation", "activation": "relu", "inputs": [last]})
             width = filters
         else:  # inception block
