@@ -71,7 +71,7 @@ def _transition(in_channels: int, out_channels: int) -> nn.Sequential:
 
 
 # Old torchvision checkpoints name 'denselayer1.norm.1.weight' what is now 'denselayer1.norm1.weight'.
-_OLD_LAYER_KEY = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$")
+_OLD_LAYER_KEY = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var|num_batches_tracked))$")
 
 
 def _rename(key: str) -> str:
