@@ -173,6 +173,70 @@ def summary_command(
         result.print()
 
 
+@app.command("models")
+def models_command(
+    name: Annotated[Optional[str], typer.Argument(help="A zoo model: show its details and options.")] = None,
+    family: Annotated[Optional[str], typer.Option("--family", help="Only this family (lenet, notes, vgg, ...).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the list as JSON.")] = False,
+) -> None:
+    """List the zoo: every model with its input size, parameter count and reference."""
+    import json
+
+    from cnnlab.models import FAMILIES, info, names
+
+    if family is not None and family not in FAMILIES:
+        raise CnnlabError(f"unknown family {family!r}", where="--family", fix=f"use one of {', '.join(FAMILIES)}")
+    entries = [info(name)] if name else [info(n) for n in names(family)]
+    rows = [
+        {
+            "name": e.name,
+            "family": e.family,
+            "input_shape": list(e.input_shape),
+            "min_size": e.min_size,
+            "num_classes": e.num_classes,
+            "params": e.params,
+            "trainable_params": e.trainable,
+            "description": e.description,
+            "reference": e.reference,
+            "options": e.options,
+            "torchvision_weights": e.torchvision is not None,
+        }
+        for e in entries
+    ]
+    if as_json:
+        typer.echo(json.dumps(rows if name is None else rows[0], indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False)
+    if name:
+        row = rows[0]
+        for key in ("name", "description", "family", "reference"):
+            console.print(f"{key}: {row[key]}", markup=False)
+        height, width, channels = row["input_shape"]
+        console.print(f"input: {height}x{width}x{channels} (smallest {row['min_size']}x{row['min_size']})", markup=False)
+        console.print(f"classes: {row['num_classes']}", markup=False)
+        console.print(f"params: {row['params']:,} (trainable {row['trainable_params']:,})", markup=False)
+        options = ", ".join(f"{k}={v!r}" for k, v in row["options"].items()) or "none"
+        console.print(f"options: {options}", markup=False)
+        console.print(f"torchvision weights: {'yes' if row['torchvision_weights'] else 'no'}", markup=False)
+        return
+    table = Table(title=f"cnnlab zoo: {len(rows)} models (counts as Keras: BN moving statistics non-trainable)")
+    table.add_column("name", no_wrap=True)
+    for column in ("input", "params", "trainable"):
+        table.add_column(column, justify="right", no_wrap=True)
+    table.add_column("reference", overflow="fold")
+    for row in rows:
+        table.add_row(
+            row["name"],
+            "x".join(map(str, row["input_shape"])),
+            f"{row['params']:,}",
+            f"{row['trainable_params']:,}",
+            row["reference"],
+        )
+    console.print(table)
+
 
 # --- data: data inspect (cnnlab.data) ---
 
