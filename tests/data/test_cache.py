@@ -15,13 +15,13 @@ from cnnlab.data import open_dataset
 def decodes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Record every full decode the cache performs."""
     seen: list[str] = []
-    real = cache.decode_image
+    real = cache.decode_with_info
 
     def counting(source, size, channels):
         seen.append(Path(source).name if not isinstance(source, bytes) else "<bytes>")
         return real(source, size, channels)
 
-    monkeypatch.setattr(cache, "decode_image", counting)
+    monkeypatch.setattr(cache, "decode_with_info", counting)
     return seen
 
 

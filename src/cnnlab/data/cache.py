@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cnnlab.data.decode import GRAY_MODES, BadImage, decode_image, probe
+from cnnlab.data.decode import GRAY_MODES, BadImage, decode_with_info, probe
 from cnnlab.files import atomic_path, atomic_write_text
 
 # Bump when the decode rules change so old caches are not reused.
@@ -111,35 +111,35 @@ def _slug(label: str) -> str:
 
 
 def _decode_all(files, image_size, channels, *, progress: bool, label: str) -> Decoded:
-    probes: list[tuple[int, int, str, str] | None] = []
+    infos: list[tuple[int, int, str, str] | None] = [None] * len(files)
     skipped: dict[int, str] = {}
-    for i, f in enumerate(files):
-        try:
-            probes.append(probe(f.source()))
-        except BadImage as bad:
-            probes.append(None)
-            skipped[i] = bad.reason
-    sizes = Counter((p[0], p[1]) for p in probes if p is not None)
-    modes = Counter(p[2] for p in probes if p is not None)
-    if image_size is None and sizes:
-        image_size = max(sizes, key=lambda hw: (sizes[hw], hw[0] * hw[1]))
-    if channels is None:
-        channels = 1 if modes and all(m in GRAY_MODES for m in modes) else 3
-    candidates = [i for i, p in enumerate(probes) if p is not None]
+    candidates = list(range(len(files)))
+    if image_size is None or channels is None:
+        # The target size / channels depend on every file: read all headers first.
+        for i, f in enumerate(files):
+            try:
+                infos[i] = probe(f.source())
+            except BadImage as bad:
+                skipped[i] = bad.reason
+        sizes = Counter((p[0], p[1]) for p in infos if p is not None)
+        modes = Counter(p[2] for p in infos if p is not None)
+        if image_size is None and sizes:
+            image_size = max(sizes, key=lambda hw: (sizes[hw], hw[0] * hw[1]))
+        if channels is None:
+            channels = 1 if modes and all(m in GRAY_MODES for m in modes) else 3
+        candidates = [i for i in candidates if i not in skipped]
     h, w = image_size if image_size else (1, 1)
     images = np.zeros((len(candidates), h, w, channels), dtype=np.uint8)
     ok: list[int] = []
-    iterator = _progress(candidates, label) if progress else candidates
-    for i in iterator:
+    for i in _progress(candidates, label) if progress else candidates:
         try:
-            images[len(ok)] = decode_image(files[i].source(), (h, w), channels)
+            images[len(ok)], infos[i] = decode_with_info(files[i].source(), (h, w), channels)
             ok.append(i)
         except BadImage as bad:
             skipped[i] = bad.reason
-            probes[i] = None
     images = images[: len(ok)]
-    sizes = Counter((probes[i][0], probes[i][1]) for i in ok)  # type: ignore[index]
-    modes = Counter(probes[i][2] for i in ok)  # type: ignore[index]
+    sizes = Counter((infos[i][0], infos[i][1]) for i in ok)  # type: ignore[index]
+    modes = Counter(infos[i][2] for i in ok)  # type: ignore[index]
     return Decoded(images, ok, [(files[i].name, r) for i, r in sorted(skipped.items())], sizes, modes, False)
 
 

@@ -95,6 +95,15 @@ def decode_image(
     channels: int = 3,
 ) -> np.ndarray:
     """Decode a file into ``(H, W, channels)`` uint8, resized to ``image_size`` (H, W) if given."""
+    return decode_with_info(source, image_size, channels)[0]
+
+
+def decode_with_info(
+    source: str | Path | bytes | IO[bytes],
+    image_size: tuple[int, int] | None,
+    channels: int,
+) -> tuple[np.ndarray, tuple[int, int, str, str]]:
+    """:func:`decode_image` plus what :func:`probe` says of the original: ``(h, w, mode, format)``."""
     if channels not in (1, 3):
         raise ValueError("channels must be 1 or 3")
     image = original = _open(source)
@@ -102,7 +111,9 @@ def decode_image(
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image.load()
+            mode, fmt = image.mode, image.format or "?"
             image = ImageOps.exif_transpose(image)
+            height, width = image.size[1], image.size[0]
             image = _to_mode(image, "L" if channels == 1 else "RGB")
             if image_size is not None and (image.size[1], image.size[0]) != tuple(image_size):
                 image = image.resize((image_size[1], image_size[0]), Image.Resampling.BILINEAR)
@@ -115,7 +126,7 @@ def decode_image(
         raise BadImage(TRUNCATED, str(error)) from None
     finally:
         original.close()
-    return array.reshape(array.shape[0], array.shape[1], channels)
+    return array.reshape(array.shape[0], array.shape[1], channels), (height, width, mode, fmt)
 
 
 def _to_mode(image: Image.Image, target: str) -> Image.Image:

@@ -1,0 +1,167 @@
+"""Data pipeline speed on ../shared/data: decode once, cached epochs, loader + augmentation vs model steps.
+
+Prints one JSON line per measurement. Measures:
+
+1. first-pass decode of the CIFAR-10 JPEG tree (60,000 files), from a folder the
+   tar.gz is extracted to (a temp dir outside the repo) and from the tar.gz read in
+   place, each into a fresh cache;
+2. re-opening the cached set (no decode) and one epoch of the loader over it;
+3. images/s of loader + augmentation (CIFAR recipe: crop_padding 4 + flip; Keras
+   recipe: rotation, shifts, zoom, flip), kornia vs plain affine_grid warp;
+4. images/s that a training step (forward, backward, SGD) of the MNIST 3-conv net
+   and CIFAR ResNet-20 consumes at the same batch size, and the loader's share of a step.
+
+Usage: .venv/bin/python benchmarks/data.py [--shared ../shared/data] [--batch 128] [--skip-decode]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import tarfile
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def emit(**fields) -> None:
+    print(json.dumps(fields), flush=True)
+
+
+def timed(fn, repeat: int = 1):
+    best = float("inf")
+    result = None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - start)
+    return best, result
+
+
+def bench_decode(shared: Path, work: Path) -> None:
+    from cnnlab.data import open_dataset
+
+    archive = shared / "cifar10-jpeg.tar.gz"
+    seconds, _ = timed(lambda: tarfile.open(archive).extractall(work, filter="data"))
+    emit(bench="extract_tar", seconds=round(seconds, 2), note="tar.gz -> temp dir, not part of cnnlab")
+    tree = str(work / "cifar10-jpeg")
+    os.environ["CNNLAB_CACHE"] = str(work / "cache-folder")
+    seconds, sets = timed(lambda: [open_dataset(tree, split=s) for s in ("train", "test")])
+    files = sum(len(s) for s in sets)
+    emit(bench="first_pass_decode", source="folder", files=files, seconds=round(seconds, 2),
+         files_per_s=round(files / seconds))
+    seconds, _ = timed(lambda: [open_dataset(tree, split=s) for s in ("train", "test")], repeat=3)
+    emit(bench="cached_open", source="folder", files=files, seconds=round(seconds, 3))
+    os.environ["CNNLAB_CACHE"] = str(work / "cache-tar")
+    seconds, sets = timed(lambda: [open_dataset(str(archive), split=s) for s in ("train", "test")])
+    emit(bench="first_pass_decode", source="tar.gz read in place", files=sum(len(s) for s in sets),
+         seconds=round(seconds, 2), files_per_s=round(sum(len(s) for s in sets) / seconds))
+    os.environ["CNNLAB_CACHE"] = str(work / "cache-folder")
+
+
+def bench_loader(train, batch: int, batches: int) -> dict[str, float]:
+    from cnnlab.data import Augment, BatchLoader
+
+    out = {}
+    loader = BatchLoader(train, batch, shuffle=True, seed=0)
+    seconds, n = timed(lambda: sum(len(y) for _, y in loader.iter_epoch(0)), repeat=2)
+    emit(bench="cached_epoch", images=n, batch=batch, seconds=round(seconds, 3), images_per_s=round(n / seconds))
+    recipes = {
+        "none": None,
+        "cifar(crop4+flip)": {"crop_padding": 4, "horizontal_flip": True},
+        "keras(rot15,shift0.1,zoom0.1,flip)": {"rotation_range": 15, "width_shift_range": 0.1,
+                                               "height_shift_range": 0.1, "zoom_range": 0.1, "horizontal_flip": True},
+    }
+    for name, config in recipes.items():
+        for backend in ("kornia", "torch") if config and "rotation_range" in config else ("kornia",):
+            augment = Augment(**config, backend=backend) if config else None
+            loader = BatchLoader(train, batch, shuffle=True, seed=0, augment=augment)
+
+            def run():
+                count = 0
+                for b, (_, y) in enumerate(loader.iter_epoch(1)):
+                    count += len(y)
+                    if b + 1 == batches:
+                        break
+                return count
+
+            run()  # warm-up
+            seconds, n = timed(run, repeat=3)
+            rate = n / seconds
+            out[f"{name}/{backend}"] = rate
+            emit(bench="loader_augment", augment=name, warp=backend if config and "rotation_range" in config else "-",
+                 batch=batch, images=n, images_per_s=round(rate), ms_per_batch=round(1000 * seconds / (n / batch), 2))
+    return out
+
+
+def bench_models(batch: int, steps: int) -> dict[str, float]:
+    from cnnlab import models
+
+    rates = {}
+    for name, shape in (("mnist_3conv", (1, 28, 28)), ("resnet20", (3, 32, 32))):
+        torch.manual_seed(0)
+        model = models.create(name)
+        model.train()
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+        x = torch.rand(batch, *shape)
+        y = torch.randint(0, 10, (batch,))
+        loss_fn = torch.nn.CrossEntropyLoss()
+
+        def step():
+            optimizer.zero_grad(set_to_none=True)
+            out = model(x)
+            # zoo models end in softmax for Keras parity when they do; CE on logits either way is fine for timing
+            loss_fn(out, y).backward()
+            optimizer.step()
+
+        for _ in range(2):
+            step()
+        seconds, _ = timed(lambda: [step() for _ in range(steps)], repeat=2)
+        rate = batch * steps / seconds
+        rates[name] = rate
+        emit(bench="train_step", model=name, batch=batch, images_per_s=round(rate), ms_per_step=round(1000 * seconds / steps, 1))
+    return rates
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--shared", default=str(REPO.parent / "shared" / "data"))
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--batches", type=int, default=60, help="batches per loader measurement")
+    parser.add_argument("--steps", type=int, default=8, help="training steps per model measurement")
+    parser.add_argument("--skip-decode", action="store_true")
+    args = parser.parse_args()
+    warnings.simplefilter("ignore")
+    emit(bench="machine", python=platform.python_version(), torch=torch.__version__, threads=torch.get_num_threads(),
+         cpus=os.cpu_count(), load=os.getloadavg())
+    shared = Path(args.shared)
+    work = Path(tempfile.mkdtemp(prefix="cnnlab-bench-data-"))
+    try:
+        from cnnlab.data import open_dataset
+
+        if args.skip_decode:
+            os.environ["CNNLAB_CACHE"] = str(work / "cache-tar")
+            train = open_dataset(str(shared / "cifar10-jpeg.tar.gz"))
+        else:
+            bench_decode(shared, work)
+            train = open_dataset(str(work / "cifar10-jpeg"))
+        loader_rates = bench_loader(train, args.batch, args.batches)
+        model_rates = bench_models(args.batch, args.steps)
+        for model, consumed in model_rates.items():
+            for recipe, produced in loader_rates.items():
+                emit(bench="loader_share_of_step", model=model, augment=recipe,
+                     share=round(consumed / produced, 4), note="loader time / training-step time at equal batch")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
