@@ -448,7 +448,54 @@ def numeric_fixture(keras: Any) -> dict[str, Any]:
                         case["output_shape"] = list(y.shape)
                         case["output"] = [float(f"{v:.7g}") for v in y.reshape(-1)]
                         cases.append(case)
-    return {"generator": "tools/keras_parity.py", "keras_version": keras.__version__, "layout": "NHWC input/output, Keras kernel (kH, kW, in, out)", "cases": cases}
+    cases.extend(_more_numeric_cases(keras, rng))
+    return {"generator": "tools/keras_parity.py", "keras_version": keras.__version__, "layout": "NHWC input/output; Keras weights in Keras layout", "cases": cases}
+
+
+def _more_numeric_cases(keras: Any, rng: Any) -> list[dict[str, Any]]:
+    """Conv2DTranspose, bilinear UpSampling2D, Flatten + Dense order, BatchNormalization inference.
+
+    Each case: a one- or two-layer spec, the Keras weights per layer (Keras layout), input, output.
+    """
+    import numpy as np
+
+    def uniform(*shape: int) -> Any:
+        return np.round(rng.uniform(-1, 1, shape), 3).astype("float32")
+
+    specs: list[tuple[list[int], list[dict[str, Any]]]] = []
+    for padding in ("valid", "same"):
+        for strides in (1, 2, 3):
+            for kernel in (1, 2, 3):
+                specs.append(([4, 3, 2], [{"type": "Conv2DTranspose", "filters": 3, "kernel_size": kernel, "strides": strides, "padding": padding}]))
+    for size in ([2, 2], [3, 2]):
+        specs.append(([5, 4, 2], [{"type": "UpSampling2D", "size": size, "interpolation": "bilinear"}]))
+    specs.append(([3, 4, 2], [{"type": "Flatten"}, {"type": "Dense", "units": 3}]))
+    specs.append(([3, 4, 2], [{"type": "BatchNormalization"}]))
+    cases = []
+    for input_shape, layers in specs:
+        keras.backend.clear_session()
+        model = keras.Sequential([keras.Input(tuple(input_shape))] + [keras_layer(keras, c) for c in layers])
+        weights = []
+        for layer in model.layers:
+            values = [uniform(*w.shape) for w in layer.get_weights()]
+            if layer.__class__.__name__ == "BatchNormalization":
+                values[3] = np.abs(values[3]) + 0.5  # a variance is positive
+            layer.set_weights(values)
+            weights.append([{"shape": list(v.shape), "values": _rounded(v)} for v in values])
+        x = uniform(1, *input_shape)
+        y = np.asarray(model(x, training=False))
+        cases.append(
+            {
+                "type": "+".join(c["type"] for c in layers),
+                "spec": {"input_shape": input_shape, "layers": layers},
+                "weights": weights,
+                "input_shape": [1, *input_shape],
+                "input": _rounded(x),
+                "output_shape": list(y.shape),
+                "output": [float(f"{v:.7g}") for v in y.reshape(-1)],
+            }
+        )
+    return cases
 
 
 def main() -> None:

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from cnnlab.spec import LAYER_TYPES, SpecError, build, summary
+from cnnlab.nn import to_channels_last
+from cnnlab.spec import LAYER_TYPES, SpecError, build, set_keras_weights, summary
 
 FIXTURES = Path(__file__).parent / "fixtures"
 MODELS = json.loads((FIXTURES / "keras_models.json").read_text())
@@ -75,6 +76,12 @@ def test_seed_003_mnist_net_prints_93962():
 
 
 def _case_model(case):
+    if "spec" in case:  # several layers, each with its Keras weights
+        model = build(case["spec"])
+        for name, weights in zip(model.layers, case["weights"]):
+            if weights:
+                set_keras_weights(model, name, [torch.tensor(w["values"]).reshape(w["shape"]).numpy() for w in weights])
+        return model.eval()
     n, h, w, c = case["input_shape"]
     layer = {"type": case["type"], "padding": case["padding"], "strides": case["strides"]}
     if case["type"] == "Conv2D":
@@ -97,7 +104,7 @@ def test_numbers_equal_keras(index):
     n, h, w, c = case["input_shape"]
     x = torch.tensor(case["input"]).reshape(n, h, w, c).permute(0, 3, 1, 2)
     with torch.no_grad():
-        y = _case_model(case)(x).permute(0, 2, 3, 1)
+        y = to_channels_last(_case_model(case)(x))
     expected = torch.tensor(case["output"]).reshape(case["output_shape"])
     assert tuple(y.shape) == tuple(expected.shape)
     torch.testing.assert_close(y, expected, atol=1e-5, rtol=0)
@@ -105,6 +112,7 @@ def test_numbers_equal_keras(index):
 
 def test_numeric_cases_cover_paddings_strides_and_sizes():
     cases = NUMERIC["cases"]
+    assert {"Conv2DTranspose", "UpSampling2D", "Flatten+Dense", "BatchNormalization"} <= {c["type"] for c in cases}
     for kind in ("Conv2D", "MaxPooling2D", "AveragePooling2D"):
         mine = [c for c in cases if c["type"] == kind]
         assert {c["padding"] for c in mine} == {"valid", "same"}

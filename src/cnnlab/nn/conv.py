@@ -158,10 +158,12 @@ class ConvTranspose2d(nn.ConvTranspose2d):
         for axis in (1, 0):  # F.pad wants the last axis first
             size = x.shape[-2 + axis]
             pads.extend(transpose_crop(size, self.kernel_size[axis], self.stride[axis], self.keras_padding, self.dilation[axis]))
-        # The bias must also sit on zero-extended positions, as in TensorFlow.
-        y = F.pad(full, pads)
         if self.bias is not None and any(p > 0 for p in pads):
-            y = F.pad(full - self.bias.view(1, -1, 1, 1), pads) + self.bias.view(1, -1, 1, 1)
+            # Zero-extended positions (kernel < stride) still get the bias, as in TensorFlow.
+            bias = self.bias.view(1, -1, 1, 1)
+            y = F.pad(full - bias, pads) + bias
+        else:
+            y = F.pad(full, pads)
         return self.activation(y) if self.activation is not None else y
 
     def extra_repr(self) -> str:
