@@ -301,7 +301,8 @@ def data_inspect_command(
 
         Augment.from_config(options)  # bad options fail before the data set is read
     folder = out or f"inspect-{re.sub(r'[^A-Za-z0-9._-]+', '_', Path(source).name or source)}"
-    report = inspect_dataset(source, split=split, root=data, out=folder, per_class=per_class, augment=options, seed=seed)
+    report = inspect_dataset(source, split=split, root=data, out=folder, per_class=per_class, augment=options, seed=seed,
+                             progress=not as_json)
     if as_json:
         typer.echo(json.dumps(report, indent=2))
         return

@@ -42,6 +42,7 @@ def inspect_dataset(
     per_class: int = 8,
     augment: dict[str, Any] | None = None,
     seed: int = 0,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Open ``source`` and describe it; write ``samples.png`` (and ``augmented.png``) into ``out``."""
     from cnnlab.data.sources import open_dataset
@@ -53,7 +54,7 @@ def inspect_dataset(
                               fix="write the report somewhere else: cnnlab never writes into a data folder")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the report lists skipped files itself
-        imageset = open_dataset(source, split=split, root=root)
+        imageset = open_dataset(source, split=split, root=root, progress=progress)
     h, w, c = imageset.image_shape
     report: dict[str, Any] = {
         "source": source, "split": split, "task": imageset.task, "images": len(imageset),
