@@ -12,6 +12,7 @@ Prints one JSON line per measurement. Measures:
    and CIFAR ResNet-20 consumes at the same batch size, and the loader's share of a step.
 
 Usage: .venv/bin/python benchmarks/data.py [--shared ../shared/data] [--batch 128] [--skip-decode]
+       .venv/bin/python benchmarks/data.py --synthetic --device cuda   (GPU machine without the shared data)
 """
 
 from __future__ import annotations
@@ -36,12 +37,22 @@ def emit(**fields) -> None:
     print(json.dumps(fields), flush=True)
 
 
+DEVICE = torch.device("cpu")
+
+
+def sync() -> None:
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize()
+
+
 def timed(fn, repeat: int = 1):
     best = float("inf")
     result = None
     for _ in range(repeat):
+        sync()
         start = time.perf_counter()
         result = fn()
+        sync()
         best = min(best, time.perf_counter() - start)
     return best, result
 
@@ -71,7 +82,7 @@ def bench_loader(train, batch: int, batches: int) -> dict[str, float]:
     from cnnlab.data import Augment, BatchLoader
 
     out = {}
-    loader = BatchLoader(train, batch, shuffle=True, seed=0)
+    loader = BatchLoader(train, batch, shuffle=True, seed=0, device=DEVICE)
     seconds, n = timed(lambda: sum(len(y) for _, y in loader.iter_epoch(0)), repeat=2)
     emit(bench="cached_epoch", images=n, batch=batch, seconds=round(seconds, 3), images_per_s=round(n / seconds))
     recipes = {
@@ -83,7 +94,7 @@ def bench_loader(train, batch: int, batches: int) -> dict[str, float]:
     for name, config in recipes.items():
         for backend in ("kornia", "torch") if config and "rotation_range" in config else ("kornia",):
             augment = Augment(**config, backend=backend) if config else None
-            loader = BatchLoader(train, batch, shuffle=True, seed=0, augment=augment)
+            loader = BatchLoader(train, batch, shuffle=True, seed=0, augment=augment, device=DEVICE)
 
             def run():
                 count = 0
@@ -108,11 +119,11 @@ def bench_models(batch: int, steps: int) -> dict[str, float]:
     rates = {}
     for name, shape in (("mnist_3conv", (1, 28, 28)), ("resnet20", (3, 32, 32))):
         torch.manual_seed(0)
-        model = models.create(name)
+        model = models.create(name).to(DEVICE)
         model.train()
         optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-        x = torch.rand(batch, *shape)
-        y = torch.randint(0, 10, (batch,))
+        x = torch.rand(batch, *shape, device=DEVICE)
+        y = torch.randint(0, 10, (batch,), device=DEVICE)
         loss_fn = torch.nn.CrossEntropyLoss()
 
         def step():
@@ -138,16 +149,31 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=60, help="batches per loader measurement")
     parser.add_argument("--steps", type=int, default=8, help="training steps per model measurement")
     parser.add_argument("--skip-decode", action="store_true")
+    parser.add_argument("--synthetic", action="store_true",
+                        help="no shared data: a random uint8 CIFAR-sized set (50,000 x 32x32x3) for the loader parts")
+    parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
+    global DEVICE
+    DEVICE = torch.device(args.device)
     warnings.simplefilter("ignore")
     emit(bench="machine", python=platform.python_version(), torch=torch.__version__, threads=torch.get_num_threads(),
-         cpus=os.cpu_count(), load=os.getloadavg())
+         cpus=os.cpu_count(), load=os.getloadavg(), device=str(DEVICE),
+         gpu=torch.cuda.get_device_name() if DEVICE.type == "cuda" else None)
     shared = Path(args.shared)
     work = Path(tempfile.mkdtemp(prefix="cnnlab-bench-data-"))
     try:
         from cnnlab.data import open_dataset
 
-        if args.skip_decode:
+        if args.synthetic:
+            import numpy as np
+
+            from cnnlab.data import ImageSet
+
+            rng = np.random.default_rng(0)
+            train = ImageSet(data=rng.integers(0, 256, (50000, 32, 32, 3), dtype=np.uint8),
+                             targets=rng.integers(0, 10, 50000), classes=[str(i) for i in range(10)],
+                             task="classification", name="synthetic")
+        elif args.skip_decode:
             os.environ["CNNLAB_CACHE"] = str(work / "cache-tar")
             train = open_dataset(str(shared / "cifar10-jpeg.tar.gz"))
         else:

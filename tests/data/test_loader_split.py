@@ -131,3 +131,16 @@ def test_regression_split_and_bad_fraction():
     assert (len(train), len(val)) == (7, 3) and val.targets.dtype == np.float32
     with pytest.raises(CnnlabError, match="between 0 and 1"):
         split_train_val(data, 1.0, seed=0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_batches_equal_cpu_batches():
+    data = tiny(40)
+    aug = Augment(rotation_range=20, zoom_range=0.1, horizontal_flip=True, crop_padding=2, brightness_range=(0.8, 1.2))
+    cpu = list(BatchLoader(data, 16, shuffle=True, seed=2, augment=aug, device="cpu"))
+    gpu = list(BatchLoader(data, 16, shuffle=True, seed=2, augment=aug, device="cuda"))
+    host = list(BatchLoader(data, 16, shuffle=True, seed=2, augment=aug, device="cuda", resident_limit_bytes=0))
+    for (xc, yc), (xg, yg), (xh, yh) in zip(cpu, gpu, host):
+        assert xg.device.type == "cuda" and yg.device.type == "cuda"
+        assert torch.equal(yc, yg.cpu()) and torch.equal(yg, yh)
+        assert torch.allclose(xc, xg.cpu(), atol=1e-4) and torch.equal(xg, xh)

@@ -40,7 +40,7 @@ class SourceFile:
     """One image to decode: ``name`` is what reports show; bytes come from ``path`` or ``data``."""
 
     name: str
-    path: Path | None = None
+    path: str | Path | None = None
     data: bytes | None = None
 
     def stamp(self) -> list:
@@ -48,12 +48,14 @@ class SourceFile:
             assert self.data is not None
             return [self.name, len(self.data), hashlib.sha1(self.data).hexdigest()]
         try:
-            st = self.path.stat()
-            return [str(self.path.resolve()), st.st_size, st.st_mtime_ns]
+            st = os.stat(self.path)
+            # Callers build paths under an already resolved root: abspath is a cheap string op,
+            # where resolve() would cost system calls per file on every cached open.
+            return [os.path.abspath(self.path), st.st_size, st.st_mtime_ns]
         except OSError:
             return [str(self.path), -1, -1]
 
-    def source(self) -> Path | bytes:
+    def source(self) -> str | Path | bytes:
         return self.path if self.path is not None else self.data  # type: ignore[return-value]
 
 

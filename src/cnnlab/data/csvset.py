@@ -75,7 +75,7 @@ def load_csv(
         if bad:
             raise CnnlabError(f"line {bad[0][0]}: target {bad[0][1]!r} is not a number", where=str(path),
                               fix="write a number in every target field, or train a classification")
-    base = path.parent
+    base = path.parent.resolve()
     files: list[SourceFile] = []
     targets: list[str] = []
     missing: list[tuple[str, str]] = []

@@ -20,6 +20,7 @@ A file that cannot be used raises :class:`BadImage` with a short reason.
 from __future__ import annotations
 
 import io
+import os
 import warnings
 import zlib
 from pathlib import Path
@@ -59,7 +60,7 @@ def _open(source: str | Path | bytes | IO[bytes]) -> Image.Image:
         source = io.BytesIO(source)
     elif isinstance(source, (str, Path)):
         try:
-            if Path(source).stat().st_size == 0:
+            if os.stat(source).st_size == 0:
                 raise BadImage(EMPTY)
         except OSError as error:
             raise BadImage(UNREADABLE, error.strerror or str(error)) from None
