@@ -313,7 +313,7 @@ def _print_inspect(report: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = Console(soft_wrap=True)  # long paths stay on one line (greppable, testable)
     h, w, c = report["image_shape"]
     console.print(f"[bold]{report['source']}[/bold] ({report['split']}): {report['images']} images, "
                   f"{report['task']}, decoded to {h}x{w}x{c}")
@@ -465,7 +465,7 @@ def evaluate_command(
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = Console(soft_wrap=True)  # long paths stay on one line (greppable, testable)
     console.print(f"{data} ({chosen}): {result['images']} images")
     if loaded.task == "regression":
         console.print(f"MAE {result['mae']:.4f}  MSE {result['mse']:.4f}  RMSE {result['rmse']:.4f}")

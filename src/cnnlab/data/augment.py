@@ -182,41 +182,72 @@ class Augment(nn.Module):
     # -- the transforms ------------------------------------------------------------------
 
     def apply(self, x: Tensor, params: dict[str, Tensor]) -> Tensor:
-        """Apply given parameters (a dict as :meth:`sample` returns; missing keys = identity)."""
+        """Apply given parameters (a dict as :meth:`sample` returns; missing keys = identity).
+
+        Every decision and matrix is computed on the CPU, and all per-sample numbers
+        travel to the device in ONE copy: on a GPU each small copy would otherwise
+        wait for the queue, and those waits, not the maths, would dominate.
+        """
         n, _, h, w = x.shape
-        device = x.device
+        cpu = [torch.zeros(n, 0)]
+        warp = None
         if any(k in params for k in ("angle", "tx", "ty", "shear", "zx", "zy")):
             matrix = affine_matrix(params, n, h, w)
             if not torch.allclose(matrix, torch.eye(3, dtype=matrix.dtype).expand_as(matrix)):
-                x = self._warp(x, matrix[:, :2].to(device=device, dtype=x.dtype))
+                warp = matrix if self.backend == "kornia" else grid_theta(matrix, h, w)
+                cpu.append(warp[:, :2].reshape(n, 6).float())
         crop = params.get("crop")
-        if crop is not None and bool((crop != 0).any()):
-            x = shift_integer(x, crop[:, 0].to(device), crop[:, 1].to(device))
-        if "hflip" in params and bool(params["hflip"].any()):
-            x = torch.where(params["hflip"].to(device).view(n, 1, 1, 1), x.flip(-1), x)
-        if "vflip" in params and bool(params["vflip"].any()):
-            x = torch.where(params["vflip"].to(device).view(n, 1, 1, 1), x.flip(-2), x)
-        if "brightness" in params:
-            factor = params["brightness"].to(device=device, dtype=x.dtype).view(n, 1, 1, 1)
-            if bool((factor != 1).any()):
-                x = (x * factor).clamp(0.0, 1.0)
+        pad = int(crop.abs().max()) if crop is not None and len(crop) else 0
+        if pad:
+            cpu.append(crop.float())
+        flags = {}
+        for key in ("hflip", "vflip"):
+            if key in params and bool(params[key].any()):
+                flags[key] = len(cpu)
+                cpu.append(params[key].float().view(n, 1))
+        brightness = "brightness" in params and bool((params["brightness"] != 1).any())
+        if brightness:
+            cpu.append(params["brightness"].float().view(n, 1))
+        if len(cpu) == 1:
+            return x
+        packed = torch.cat(cpu, 1)
+        if x.device.type == "cuda":
+            packed = packed.pin_memory().to(x.device, non_blocking=True)
+        column = 0
+
+        def take(width: int) -> Tensor:
+            nonlocal column
+            column += width
+            return packed[:, column - width : column]
+
+        if warp is not None:
+            x = self._warp(x, take(6).reshape(n, 2, 3).to(x.dtype))
+        if pad:
+            shift = take(2).round().long()
+            x = shift_integer(x, shift[:, 0], shift[:, 1], pad)
+        for key, dims in (("hflip", -1), ("vflip", -2)):
+            if key in flags:
+                x = torch.where(take(1).view(n, 1, 1, 1) > 0.5, x.flip(dims), x)
+        if brightness:
+            x = (x * take(1).view(n, 1, 1, 1).to(x.dtype)).clamp(0.0, 1.0)
         return x
 
-    def _warp(self, x: Tensor, forward: Tensor) -> Tensor:
+    def _warp(self, x: Tensor, matrix: Tensor) -> Tensor:
         fill = self.cval / 255.0
         if self.fill_mode == "constant" and fill:
             # grid_sample pads with zeros only: shift so that the fill value is zero.
-            return self._warp_zero(x - fill, forward) + fill
-        return self._warp_zero(x, forward)
+            return self._warp_zero(x - fill, matrix) + fill
+        return self._warp_zero(x, matrix)
 
-    def _warp_zero(self, x: Tensor, forward: Tensor) -> Tensor:
+    def _warp_zero(self, x: Tensor, matrix: Tensor) -> Tensor:
         mode = _FILL[self.fill_mode]
         if self.backend == "kornia":
             from kornia.geometry.transform import warp_affine
 
-            return warp_affine(x, forward, dsize=(x.shape[2], x.shape[3]), mode="bilinear",
+            return warp_affine(x, matrix, dsize=(x.shape[2], x.shape[3]), mode="bilinear",
                                padding_mode=mode, align_corners=True)
-        return warp_affine_torch(x, forward, padding_mode=mode)
+        grid = F.affine_grid(matrix, list(x.shape), align_corners=True)
+        return F.grid_sample(x, grid, mode="bilinear", padding_mode=mode, align_corners=True)
 
 
 def affine_matrix(params: dict[str, Tensor], n: int, h: int, w: int) -> Tensor:
@@ -247,31 +278,34 @@ def affine_matrix(params: dict[str, Tensor], n: int, h: int, w: int) -> Tensor:
     return matrix
 
 
-def warp_affine_torch(x: Tensor, forward: Tensor, padding_mode: str = "zeros") -> Tensor:
-    """The same warp as kornia's ``warp_affine(align_corners=True)`` with plain ``affine_grid``.
+def grid_theta(forward: Tensor, h: int, w: int) -> Tensor:
+    """``affine_grid``'s theta ``(n, 3, 3)`` for forward pixel matrices: the same warp as
+    kornia's ``warp_affine(align_corners=True)``. grid_sample needs the inverse map in
+    normalised [-1, 1] coordinates: ``theta = N @ inv(A) @ inv(N)``."""
+    norm = torch.tensor([[2.0 / max(w - 1, 1), 0, -1], [0, 2.0 / max(h - 1, 1), -1], [0, 0, 1]], dtype=torch.float64)
+    return norm @ torch.linalg.inv(forward.double()) @ torch.linalg.inv(norm)
 
-    ``forward`` (N, 2, 3) maps input pixels to output pixels; grid_sample needs the
-    inverse in normalised [-1, 1] coordinates: ``theta = N @ inv(A) @ inv(N)``.
-    """
+
+def warp_affine_torch(x: Tensor, forward: Tensor, padding_mode: str = "zeros") -> Tensor:
+    """Warp ``x`` by forward pixel matrices ``(n, 2, 3)`` with plain ``affine_grid`` + ``grid_sample``."""
     n, _, h, w = x.shape
-    full = torch.zeros(n, 3, 3, dtype=torch.float64, device=forward.device)
-    full[:, :2] = forward.double()
+    full = torch.zeros(n, 3, 3, dtype=torch.float64)
+    full[:, :2] = forward.detach().cpu().double()
     full[:, 2, 2] = 1.0
-    norm = torch.tensor([[2.0 / (w - 1), 0, -1], [0, 2.0 / (h - 1), -1], [0, 0, 1]], dtype=torch.float64,
-                        device=forward.device)
-    theta = norm @ torch.linalg.inv(full) @ torch.linalg.inv(norm)
-    grid = F.affine_grid(theta[:, :2].to(x.dtype), list(x.shape), align_corners=True)
+    theta = grid_theta(full, h, w)[:, :2].to(device=x.device, dtype=x.dtype)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=True)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode=padding_mode, align_corners=True)
 
 
-def shift_integer(x: Tensor, dx: Tensor, dy: Tensor) -> Tensor:
+def shift_integer(x: Tensor, dx: Tensor, dy: Tensor, pad: int | None = None) -> Tensor:
     """Shift each image by whole pixels (content right by ``dx``, down by ``dy``), zero fill; exact.
 
-    Pad by p, view every H x W window of the padded batch (``unfold``, no copy),
-    and gather one window per image: ~100x faster on CPU than indexing pixel grids.
+    Pad by ``pad`` (>= every |shift|; computed when None, which reads the shifts back),
+    view every H x W window of the padded batch (``unfold``, no copy), and gather one
+    window per image: ~100x faster on CPU than indexing pixel grids.
     """
     n, _, h, w = x.shape
-    p = int(max(dx.abs().max().item(), dy.abs().max().item(), 0))
+    p = int(max(dx.abs().max().item(), dy.abs().max().item(), 0)) if pad is None else pad
     if p == 0:
         return x
     windows = F.pad(x, (p, p, p, p)).unfold(2, h, 1).unfold(3, w, 1)  # (n, c, 2p+1, 2p+1, h, w)

@@ -155,6 +155,10 @@ class BatchLoader:
         self.preprocessing = preprocessing or make_preprocessing(imageset, rescale=rescale)
         self.epoch = 0
         self.targets = torch.from_numpy(np.asarray(imageset.targets)).to(self.device)
+        self._stats: tuple[Tensor, Tensor] | None = None
+        if self.preprocessing.get("mean") is not None:
+            self._stats = tuple(torch.tensor(self.preprocessing[k], dtype=torch.float32, device=self.device).view(1, -1, 1, 1)
+                                for k in ("mean", "std"))  # type: ignore[assignment]
         h, w, c = imageset.image_shape
         self.resident = len(imageset) * h * w * c <= resident_limit_bytes
         self._images: Tensor | None = None
@@ -199,23 +203,37 @@ class BatchLoader:
     def iter_epoch(self, epoch: int, start_batch: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
         """Batches of epoch ``epoch`` from batch ``start_batch`` on; does not change ``self.epoch``."""
         order = self.order(epoch)
+        # The whole epoch's order goes to the device once; batches slice it there.
+        on_device = self._to_device(torch.from_numpy(order.astype(np.int64)))
         for b in range(start_batch, len(self)):
-            idx = order[b * self.batch_size : (b + 1) * self.batch_size]
-            yield self.batch(idx, epoch=epoch, batch_index=b)
+            window = slice(b * self.batch_size, (b + 1) * self.batch_size)
+            yield self._batch(order[window], on_device[window], epoch, b)
 
     def batch(self, idx: np.ndarray, *, epoch: int = 0, batch_index: int = 0) -> tuple[Tensor, Tensor]:
-        """The ``(x, y)`` of positions ``idx`` (augmented when the loader has an augment)."""
-        index = torch.from_numpy(np.asarray(idx, dtype=np.int64))
+        """The ``(x, y)`` of positions ``idx`` (augmented as batch ``batch_index`` of ``epoch``)."""
+        idx = np.asarray(idx, dtype=np.int64)
+        return self._batch(idx, self._to_device(torch.from_numpy(idx)), epoch, batch_index)
+
+    def _to_device(self, tensor: Tensor) -> Tensor:
+        if self.device.type == "cuda":
+            return tensor.pin_memory().to(self.device, non_blocking=True)
+        return tensor.to(self.device)
+
+    def _batch(self, idx: np.ndarray, index: Tensor, epoch: int, batch_index: int) -> tuple[Tensor, Tensor]:
         if self._images is not None:
-            raw = self._images[index.to(self.device)]
+            raw = self._images[index]
         else:
-            host = torch.from_numpy(self.imageset.gather(idx)).permute(0, 3, 1, 2)
-            if self.device.type == "cuda":
-                host = host.pin_memory()
-            raw = host.to(self.device, non_blocking=True)
-        y = self.targets[index.to(self.device)]
+            raw = self._to_device(torch.from_numpy(self.imageset.gather(idx)).permute(0, 3, 1, 2))
+        y = self.targets[index]
         if self.augment is None:
-            return normalize(raw, self.preprocessing), y
+            return self._normalize(raw, from_unit=False), y
         generator = torch.Generator().manual_seed(_epoch_seed(self.seed, epoch, batch_index, 1))
         x = self.augment(raw.float().div_(255.0), generator)
-        return normalize(x, self.preprocessing, from_unit=True), y
+        return self._normalize(x, from_unit=True), y
+
+    def _normalize(self, x: Tensor, *, from_unit: bool) -> Tensor:
+        """:func:`normalize` with mean / std kept on the device (no copy per batch)."""
+        if self._stats is None:
+            return normalize(x, self.preprocessing, from_unit=from_unit)
+        x = normalize(x, {**self.preprocessing, "mean": None, "std": None}, from_unit=from_unit)
+        return (x - self._stats[0]) / self._stats[1]
