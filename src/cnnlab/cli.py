@@ -465,7 +465,7 @@ def evaluate_command(
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(soft_wrap=True)  # long paths stay on one line (greppable, testable)
+    console = Console()
     console.print(f"{data} ({chosen}): {result['images']} images")
     if loaded.task == "regression":
         console.print(f"MAE {result['mae']:.4f}  MSE {result['mse']:.4f}  RMSE {result['rmse']:.4f}")
