@@ -136,12 +136,28 @@ class CnnlabPeer:
                                          arch, preprocessing, "classification")
         self.images = len(train_set)
 
-    def epoch(self) -> dict[str, float]:
-        start = time.perf_counter()
-        rows = self.trainer.fit(self.train, self.val, epochs=self.trainer.epoch + 1)
-        seconds = time.perf_counter() - start
-        return {"seconds": seconds, "images": self.images, "loss": rows[-1]["loss"],
-                "val_accuracy": rows[-1]["val_accuracy"]}
+    def run(self, epochs: int, between) -> list[dict[str, float]]:
+        """One ``fit(epochs=...)`` call, as a user makes it; ``between(epoch)`` runs the other
+        peers' epochs from a last callback, and its time is taken out of cnnlab's."""
+        from cnnlab.train.callbacks import Callback
+
+        marks = {"start": 0.0, "outside": 0.0}
+        results: list[dict[str, float]] = []
+
+        class Interleave(Callback):
+            def on_epoch_end(self, trainer, epoch, logs) -> None:
+                now = time.perf_counter()
+                results.append({"seconds": now - marks["start"], "images": self_images, "loss": logs["loss"],
+                                "val_accuracy": logs["val_accuracy"]})
+                between(epoch)
+                marks["start"] = time.perf_counter()
+
+        self_images = self.images
+        self.trainer.callbacks.append(Interleave())  # last: checkpoints and logs count as cnnlab's time
+        marks["start"] = time.perf_counter()
+        self.trainer.fit(self.train, self.val, epochs=epochs)
+        results[-1]["seconds"] += time.perf_counter() - marks["start"]  # the end of the run: final state, bundle
+        return results
 
 
 # ----------------------------------------------------------------------------- plain
@@ -150,17 +166,22 @@ class CnnlabPeer:
 class PlainPeer:
     """A competent user's loop: tensors in memory, model(x), loss.backward(), opt.step()."""
 
-    def __init__(self, model_name: str, train_set, val_set, batch_size: int, lr: float, device: torch.device) -> None:
+    def __init__(self, model_name: str, train_set, val_set, batch_size: int, lr: float, device: torch.device,
+                 channels_last: bool = True) -> None:
         x, y = as_arrays(train_set)
         xv, yv = as_arrays(val_set)
-        to_nchw = lambda a: torch.from_numpy(a).permute(0, 3, 1, 2).float().div(255.0).contiguous()  # noqa: E731
+        # (N, H, W, C) uint8 -> (N, C, H, W) float in [0, 1], NCHW-contiguous.
+        to_nchw = lambda a: torch.from_numpy(a).permute(0, 3, 1, 2).contiguous().float().div(255.0)  # noqa: E731
         self.device = device
         self.cuda = device.type == "cuda"
         self.x, self.y = to_nchw(x).to(device), torch.from_numpy(y).to(device)
         self.xv, self.yv = to_nchw(xv).to(device), torch.from_numpy(yv).to(device)
         model = make_model(model_name, train_set.image_shape, len(train_set.classes))
+        # Channels-last weights and batches (also what the trainer does): on this CPU the
+        # faster layout for every case; --plain-nchw measures the default NCHW layout instead.
+        self.channels_last = channels_last
         self.model = strip_output_activation(model, self.x[:2].cpu()).to(device)
-        if self.cuda:  # the same work as the trainer does on CUDA: bf16 autocast, channels-last
+        if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.opt = torch.optim.SGD(self.model.parameters(), lr=lr, momentum=0.9)
         self.batch_size, self.val_batch = batch_size, max(batch_size, 256)
@@ -177,7 +198,7 @@ class PlainPeer:
         for i in range(0, len(order), self.batch_size):
             index = order[i:i + self.batch_size]
             xb, yb = self.x[index], self.y[index]
-            if self.cuda:
+            if self.channels_last:
                 xb = xb.contiguous(memory_format=torch.channels_last)
             with self._autocast():
                 out = self.model(xb)
@@ -197,7 +218,7 @@ class PlainPeer:
         correct = 0
         for i in range(0, len(self.xv), self.val_batch):
             xb = self.xv[i:i + self.val_batch]
-            if self.cuda:
+            if self.channels_last:
                 xb = xb.contiguous(memory_format=torch.channels_last)
             with self._autocast():
                 correct += int((self.model(xb).argmax(1) == self.yv[i:i + self.val_batch]).sum())
@@ -257,9 +278,11 @@ def warm_up(model_name: str, train_set, val_set, batch_size: int, device: torch.
     """Steps of a throwaway model at every batch shape the epochs will see (full and last partial
     batches, training and validation): oneDNN / cuDNN build their kernels outside the timed epochs."""
     model = make_model(model_name, train_set.image_shape, len(train_set.classes)).to(device)
+    model = model.to(memory_format=torch.channels_last)  # as both torch peers run
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
     images = np.ascontiguousarray(train_set.images[: max(batch_size, 256)])
     x_all = torch.from_numpy(images).permute(0, 3, 1, 2).float().div(255).to(device)
+    x_all = x_all.contiguous(memory_format=torch.channels_last)
     val_batch = max(batch_size, 256)
     train_sizes = {batch_size, len(train_set) % batch_size} - {0}
     val_sizes = {min(val_batch, len(val_set)), len(val_set) % val_batch} - {0}
@@ -278,7 +301,7 @@ def warm_up(model_name: str, train_set, val_set, batch_size: int, device: torch.
         for size in sorted(val_sizes):
             for _ in range(2):
                 with autocast:
-                    model(x_all[:1].expand(size, *x_all.shape[1:]).contiguous())
+                    model(x_all[:1].expand(size, *x_all.shape[1:]).contiguous(memory_format=torch.channels_last))
     if device.type == "cuda":
         torch.cuda.synchronize()
 
@@ -293,18 +316,29 @@ def run_case(case: str, batch_size: int, args: argparse.Namespace, keras_python:
         if "cnnlab" in args.peers:
             peers["cnnlab"] = CnnlabPeer(model_name, train_set, val_set, batch_size, lr, device, Path(tmp) / "run")
         if "plain" in args.peers:
-            peers["plain"] = PlainPeer(model_name, train_set, val_set, batch_size, lr, device)
+            peers["plain"] = PlainPeer(model_name, train_set, val_set, batch_size, lr, device, not args.plain_nchw)
         if "keras" in args.peers and keras_python is not None:
             peers["keras"] = KerasPeer(keras_python, model_name, train_set, val_set, batch_size, lr, Path(tmp))
         epochs: dict[str, list[dict]] = {name: [] for name in peers}
         load_before = os.getloadavg()[0]
+
+        def note(name: str, epoch: int, result: dict) -> None:
+            epochs[name].append(result)
+            log(f"{case} b{batch_size} epoch {epoch + 1} {name}: {result['seconds']:.2f}s "
+                f"{result['images'] / result['seconds']:.0f} img/s val_acc {result['val_accuracy']:.4f}")
+
+        def others(epoch: int) -> None:
+            for name, peer in peers.items():
+                if name != "cnnlab":
+                    note(name, epoch, peer.epoch())
+
         try:
-            for epoch in range(args.epochs):
-                for name, peer in peers.items():
-                    result = peer.epoch()
-                    epochs[name].append(result)
-                    log(f"{case} b{batch_size} epoch {epoch + 1} {name}: {result['seconds']:.2f}s "
-                        f"{result['images'] / result['seconds']:.0f} img/s val_acc {result['val_accuracy']:.4f}")
+            if "cnnlab" in peers:  # cnnlab's epoch k, then the others' epoch k, ...
+                for epoch, result in enumerate(peers["cnnlab"].run(args.epochs, others)):
+                    note("cnnlab", epoch, result)
+            else:
+                for epoch in range(args.epochs):
+                    others(epoch)
         finally:
             if "keras" in peers:
                 peers["keras"].close()
@@ -312,7 +346,7 @@ def run_case(case: str, batch_size: int, args: argparse.Namespace, keras_python:
     out = {
         "case": case, "model": model_name, "data": data, "batch_size": batch_size, "epochs": args.epochs,
         "train_images": len(train_set), "val_images": len(val_set), "device": str(device),
-        "torch_threads": torch.get_num_threads(),
+        "torch_threads": torch.get_num_threads(), "plain_layout": "nchw" if args.plain_nchw else "channels_last",
         "images_per_s": {k: round(v, 1) for k, v in rate.items()},
         "val_accuracy": {k: round(rows[-1]["val_accuracy"], 4) for k, rows in epochs.items()},
         "epoch_seconds": {k: [round(r["seconds"], 3) for r in rows] for k, rows in epochs.items()},
@@ -376,9 +410,8 @@ def profile(case: str, batch_size: int, args: argparse.Namespace) -> None:
         peers = {"cnnlab": CnnlabPeer(model_name, train_set, val_set, batch_size, lr, device, Path(tmp) / "run"),
                  "plain": PlainPeer(model_name, train_set, val_set, batch_size, lr, device)}
         for name, peer in peers.items():
-            peer.epoch()  # warm
             with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
-                result = peer.epoch()
+                result = peer.run(1, lambda epoch: None)[0] if name == "cnnlab" else peer.epoch()
             log(f"== {name}: {result['seconds']:.2f}s")
             log(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.profile_rows))
 
@@ -392,6 +425,7 @@ def main() -> None:
     parser.add_argument("--val-limit", type=int, default=0, help="validate on a fixed random subset of this size")
     parser.add_argument("--peers", default="cnnlab,plain,keras")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--plain-nchw", action="store_true", help="plain loop in NCHW instead of channels-last")
     parser.add_argument("--data-root", default=os.environ.get("CNNLAB_BENCH_DATA", str(REPO.parent / "shared" / "data")))
     parser.add_argument("--keras-venv", default=str(REPO / ".venv-keras"))
     parser.add_argument("--machine", action="store_true", help="print matmul GFLOP/s and FLOPs per image, then exit")
