@@ -25,7 +25,7 @@ from cnnlab.models.base import check_input_shape
 from cnnlab.nn.params import ParamCount, count_params
 
 # One module per family, imported in this order (the order `cnnlab models` lists).
-FAMILIES = ("lenet", "notes", "alexnet", "vgg", "googlenet", "resnet", "resnet_cifar", "densenet")
+FAMILIES = ("lenet", "notes", "alexnet", "vgg", "googlenet", "resnet", "resnet_cifar", "densenet", "speedrun")
 _CORE_ARGS = ("num_classes", "input_shape", "include_top")
 
 
