@@ -34,6 +34,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -161,19 +162,23 @@ class Augment(nn.Module):
             limit = spec * extent if spec < 1 else spec
             return uniform(-limit, limit)
 
-        p = self.crop_padding
-        return {
-            "crop": torch.randint(0, 2 * p + 1, (n, 2), generator=generator) - p if p else torch.zeros(n, 2, dtype=torch.long),
-            "angle": uniform(-self.rotation_range, self.rotation_range),
-            "tx": shift(self.width_shift_range, width),
-            "ty": shift(self.height_shift_range, height),
-            "shear": uniform(-self.shear_range, self.shear_range),
-            "zx": uniform(*self.zoom),
-            "zy": uniform(*self.zoom),
-            "hflip": torch.rand(n, generator=generator) < 0.5 if self.horizontal_flip else torch.zeros(n, dtype=torch.bool),
-            "vflip": torch.rand(n, generator=generator) < 0.5 if self.vertical_flip else torch.zeros(n, dtype=torch.bool),
-            "brightness": uniform(*self.brightness) if self.brightness else torch.ones(n, dtype=torch.float64),
-        }
+        # Only the transforms this Augment uses get parameters: apply() skips the rest.
+        params: dict[str, Tensor] = {}
+        if self.geometric:
+            params.update(angle=uniform(-self.rotation_range, self.rotation_range),
+                          tx=shift(self.width_shift_range, width), ty=shift(self.height_shift_range, height),
+                          shear=uniform(-self.shear_range, self.shear_range),
+                          zx=uniform(*self.zoom), zy=uniform(*self.zoom))
+        if self.crop_padding:
+            p = self.crop_padding
+            params["crop"] = torch.randint(0, 2 * p + 1, (n, 2), generator=generator) - p
+        if self.horizontal_flip:
+            params["hflip"] = torch.rand(n, generator=generator) < 0.5
+        if self.vertical_flip:
+            params["vflip"] = torch.rand(n, generator=generator) < 0.5
+        if self.brightness:
+            params["brightness"] = uniform(*self.brightness)
+        return params
 
     def forward(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Augment ``x`` (N, C, H, W) float in [0, 1] with fresh random parameters."""
@@ -193,7 +198,7 @@ class Augment(nn.Module):
         warp = None
         if any(k in params for k in ("angle", "tx", "ty", "shear", "zx", "zy")):
             matrix = affine_matrix(params, n, h, w)
-            if not torch.allclose(matrix, torch.eye(3, dtype=matrix.dtype).expand_as(matrix)):
+            if not np.allclose(matrix.numpy(), np.eye(3)):
                 warp = matrix if self.backend == "kornia" else grid_theta(matrix, h, w)
                 cpu.append(warp[:, :2].reshape(n, 6).float())
         crop = params.get("crop")
@@ -254,36 +259,37 @@ def affine_matrix(params: dict[str, Tensor], n: int, h: int, w: int) -> Tensor:
     """Forward 3x3 pixel-coordinate matrices ``(n, 3, 3)`` (float64) moving content as documented.
 
     ``p_out = c + t + R(angle) @ S(shear) @ diag(1/zx, 1/zy) @ (p_in - c)`` with ``c`` the
-    image centre ``((w-1)/2, (h-1)/2)``, x to the right and y down.
+    image centre ``((w-1)/2, (h-1)/2)``, x to the right and y down. Computed with numpy:
+    for a few hundred 3x3 matrices, torch's per-op overhead would cost more than the warp.
     """
 
-    def get(key: str, default: float) -> Tensor:
+    def get(key: str, default: float) -> np.ndarray:
         value = params.get(key)
-        return torch.full((n,), default, dtype=torch.float64) if value is None else value.detach().cpu().double()
+        return np.full(n, default) if value is None else value.detach().cpu().double().numpy()
 
-    angle, shear = torch.deg2rad(get("angle", 0.0)), torch.deg2rad(get("shear", 0.0))
+    angle, shear = np.deg2rad(get("angle", 0.0)), np.deg2rad(get("shear", 0.0))
     zx, zy, tx, ty = get("zx", 1.0), get("zy", 1.0), get("tx", 0.0), get("ty", 0.0)
-    cos, sin = torch.cos(angle), torch.sin(angle)
-    rot = torch.stack([torch.stack([cos, sin], -1), torch.stack([-sin, cos], -1)], -2)  # CCW on screen, y down
-    she = torch.stack([torch.stack([torch.ones_like(shear), -torch.sin(shear)], -1),
-                       torch.stack([torch.zeros_like(shear), torch.cos(shear)], -1)], -2)
-    zoom = torch.diag_embed(torch.stack([1.0 / zx, 1.0 / zy], -1))
-    linear = rot @ she @ zoom
-    centre = torch.tensor([(w - 1) / 2.0, (h - 1) / 2.0], dtype=torch.float64)
-    offset = centre + torch.stack([tx, ty], -1) - (linear @ centre)
-    matrix = torch.zeros(n, 3, 3, dtype=torch.float64)
-    matrix[:, :2, :2] = linear
-    matrix[:, :2, 2] = offset
+    cos, sin = np.cos(angle), np.sin(angle)
+    # linear = R(angle) @ [[1, -sin s], [0, cos s]] @ diag(1/zx, 1/zy), R counter-clockwise on screen (y down)
+    a = cos / zx
+    b = (-cos * np.sin(shear) + sin * np.cos(shear)) / zy
+    c = -sin / zx
+    d = (sin * np.sin(shear) + cos * np.cos(shear)) / zy
+    cx, cy = (w - 1) / 2.0, (h - 1) / 2.0
+    matrix = np.zeros((n, 3, 3))
+    matrix[:, 0, 0], matrix[:, 0, 1], matrix[:, 1, 0], matrix[:, 1, 1] = a, b, c, d
+    matrix[:, 0, 2] = cx + tx - (a * cx + b * cy)
+    matrix[:, 1, 2] = cy + ty - (c * cx + d * cy)
     matrix[:, 2, 2] = 1.0
-    return matrix
+    return torch.from_numpy(matrix)
 
 
 def grid_theta(forward: Tensor, h: int, w: int) -> Tensor:
     """``affine_grid``'s theta ``(n, 3, 3)`` for forward pixel matrices: the same warp as
     kornia's ``warp_affine(align_corners=True)``. grid_sample needs the inverse map in
     normalised [-1, 1] coordinates: ``theta = N @ inv(A) @ inv(N)``."""
-    norm = torch.tensor([[2.0 / max(w - 1, 1), 0, -1], [0, 2.0 / max(h - 1, 1), -1], [0, 0, 1]], dtype=torch.float64)
-    return norm @ torch.linalg.inv(forward.double()) @ torch.linalg.inv(norm)
+    norm = np.array([[2.0 / max(w - 1, 1), 0, -1], [0, 2.0 / max(h - 1, 1), -1], [0, 0, 1]])
+    return torch.from_numpy(norm @ np.linalg.inv(forward.detach().cpu().double().numpy()) @ np.linalg.inv(norm))
 
 
 def warp_affine_torch(x: Tensor, forward: Tensor, padding_mode: str = "zeros") -> Tensor:
