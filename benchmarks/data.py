@@ -22,6 +22,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import tarfile
 import tempfile
 import time
@@ -78,6 +79,26 @@ def bench_decode(shared: Path, work: Path) -> None:
     os.environ["CNNLAB_CACHE"] = str(work / "cache-folder")
 
 
+def per_item_ms(iterator_factory, count: int) -> tuple[float, float]:
+    """Median and best milliseconds per item of ``count`` items, each timed alone.
+
+    Per-item timing with a median resists the bursts of a shared machine far better
+    than one long wall-clock total."""
+    times = []
+    iterator = iterator_factory()
+    for _ in range(count):
+        sync()
+        start = time.perf_counter()
+        try:
+            next(iterator)
+        except StopIteration:
+            iterator = iterator_factory()
+            next(iterator)
+        sync()
+        times.append(time.perf_counter() - start)
+    return 1000 * statistics.median(times), 1000 * min(times)
+
+
 def bench_loader(train, batch: int, batches: int) -> dict[str, float]:
     from cnnlab.data import Augment, BatchLoader
 
@@ -95,28 +116,20 @@ def bench_loader(train, batch: int, batches: int) -> dict[str, float]:
         for backend in ("kornia", "torch") if config and "rotation_range" in config else ("kornia",):
             augment = Augment(**config, backend=backend) if config else None
             loader = BatchLoader(train, batch, shuffle=True, seed=0, augment=augment, device=DEVICE)
-
-            def run():
-                count = 0
-                for b, (_, y) in enumerate(loader.iter_epoch(1)):
-                    count += len(y)
-                    if b + 1 == batches:
-                        break
-                return count
-
-            run()  # warm-up
-            seconds, n = timed(run, repeat=3)
-            rate = n / seconds
-            out[f"{name}/{backend}"] = rate
+            per_item_ms(lambda: loader.iter_epoch(1), 5)  # warm-up
+            median, best = per_item_ms(lambda: loader.iter_epoch(1), batches)
+            label = f"{name}/{backend}" if config and "rotation_range" in config else name
+            out[label] = median
             emit(bench="loader_augment", augment=name, warp=backend if config and "rotation_range" in config else "-",
-                 batch=batch, images=n, images_per_s=round(rate), ms_per_batch=round(1000 * seconds / (n / batch), 2))
+                 batch=batch, ms_per_batch_median=round(median, 3), ms_per_batch_best=round(best, 3),
+                 images_per_s_median=round(batch / median * 1000))
     return out
 
 
 def bench_models(batch: int, steps: int) -> dict[str, float]:
     from cnnlab import models
 
-    rates = {}
+    out = {}
     for name, shape in (("mnist_3conv", (1, 28, 28)), ("resnet20", (3, 32, 32))):
         torch.manual_seed(0)
         model = models.create(name).to(DEVICE)
@@ -126,28 +139,27 @@ def bench_models(batch: int, steps: int) -> dict[str, float]:
         y = torch.randint(0, 10, (batch,), device=DEVICE)
         loss_fn = torch.nn.CrossEntropyLoss()
 
-        def step():
-            optimizer.zero_grad(set_to_none=True)
-            out = model(x)
-            # zoo models end in softmax for Keras parity when they do; CE on logits either way is fine for timing
-            loss_fn(out, y).backward()
-            optimizer.step()
+        def steps_forever():
+            while True:
+                optimizer.zero_grad(set_to_none=True)
+                loss_fn(model(x), y).backward()  # CE on the outputs: fine for timing
+                optimizer.step()
+                yield
 
-        for _ in range(2):
-            step()
-        seconds, _ = timed(lambda: [step() for _ in range(steps)], repeat=2)
-        rate = batch * steps / seconds
-        rates[name] = rate
-        emit(bench="train_step", model=name, batch=batch, images_per_s=round(rate), ms_per_step=round(1000 * seconds / steps, 1))
-    return rates
+        per_item_ms(steps_forever, 2)  # warm-up
+        median, best = per_item_ms(steps_forever, steps)
+        out[name] = median
+        emit(bench="train_step", model=name, batch=batch, ms_per_step_median=round(median, 2),
+             ms_per_step_best=round(best, 2), images_per_s_median=round(batch / median * 1000))
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--shared", default=str(REPO.parent / "shared" / "data"))
     parser.add_argument("--batch", type=int, default=128)
-    parser.add_argument("--batches", type=int, default=60, help="batches per loader measurement")
-    parser.add_argument("--steps", type=int, default=8, help="training steps per model measurement")
+    parser.add_argument("--batches", type=int, default=100, help="batches timed per loader measurement")
+    parser.add_argument("--steps", type=int, default=15, help="training steps timed per model")
     parser.add_argument("--skip-decode", action="store_true")
     parser.add_argument("--synthetic", action="store_true",
                         help="no shared data: a random uint8 CIFAR-sized set (50,000 x 32x32x3) for the loader parts")
@@ -181,10 +193,10 @@ def main() -> None:
             train = open_dataset(str(work / "cifar10-jpeg"))
         loader_rates = bench_loader(train, args.batch, args.batches)
         model_rates = bench_models(args.batch, args.steps)
-        for model, consumed in model_rates.items():
-            for recipe, produced in loader_rates.items():
+        for model, step_ms in model_rates.items():
+            for recipe, batch_ms in loader_rates.items():
                 emit(bench="loader_share_of_step", model=model, augment=recipe,
-                     share=round(consumed / produced, 4), note="loader time / training-step time at equal batch")
+                     share=round(batch_ms / step_ms, 4), note="median loader ms per batch / median training-step ms")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

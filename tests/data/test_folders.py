@@ -148,3 +148,21 @@ def test_no_warning_for_a_clean_folder(tmp_path: Path, kit):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         open_dataset(str(tmp_path))
+
+
+def test_bomb_between_one_and_two_times_the_limit_is_skipped_without_touching_warning_filters(tmp_path, kit,
+                                                                                             monkeypatch):
+    import warnings as w
+
+    from PIL import Image as PILImage
+
+    from cnnlab.data import decode as dec
+
+    kit.save(tmp_path / "a" / "big.png", Image.fromarray(kit.noise(20, 20)))
+    kit.save(tmp_path / "a" / "ok.png", Image.fromarray(kit.noise(4, 4)))
+    monkeypatch.setattr(PILImage, "MAX_IMAGE_PIXELS", 300)  # 400 pixels: 1.33x the limit, Pillow only warns
+    filters = list(w.filters)
+    with pytest.warns(DataWarning):
+        imageset = open_dataset(str(tmp_path), image_size=(4, 4))
+    assert imageset.skipped == [("a/big.png", dec.BOMB)] and imageset.files == ["a/ok.png"]
+    assert w.filters == filters

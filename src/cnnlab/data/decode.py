@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import io
 import os
-import warnings
 import zlib
 from pathlib import Path
 from struct import error as struct_error
@@ -65,16 +64,22 @@ def _open(source: str | Path | bytes | IO[bytes]) -> Image.Image:
         except OSError as error:
             raise BadImage(UNREADABLE, error.strerror or str(error)) from None
     try:
-        with warnings.catch_warnings():
-            # Pillow warns between 1x and 2x its pixel limit and raises above; both are bombs.
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            return Image.open(source)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        image = Image.open(source)
+    except Image.DecompressionBombError as error:
         raise BadImage(BOMB, str(error)) from None
     except UnidentifiedImageError:
         raise BadImage(NOT_AN_IMAGE) from None
+    except (PermissionError, IsADirectoryError, FileNotFoundError) as error:
+        raise BadImage(UNREADABLE, error.strerror or str(error)) from None
     except (OSError, SyntaxError, ValueError, EOFError, struct_error) as error:
         raise BadImage(TRUNCATED, str(error)) from None
+    # Pillow only warns between 1x and 2x its pixel limit (and raises above): both are
+    # bombs here. Checked by hand because warnings.catch_warnings is not thread-safe.
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit and image.size[0] * image.size[1] > limit:
+        image.close()
+        raise BadImage(BOMB, f"{image.size[0]}x{image.size[1]} pixels, limit {limit}")
+    return image
 
 
 def probe(source: str | Path | bytes | IO[bytes]) -> tuple[int, int, str, str]:
@@ -109,19 +114,17 @@ def decode_with_info(
         raise ValueError("channels must be 1 or 3")
     image = original = _open(source)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image.load()
-            mode, fmt = image.mode, image.format or "?"
-            image = ImageOps.exif_transpose(image)
-            height, width = image.size[1], image.size[0]
-            image = _to_mode(image, "L" if channels == 1 else "RGB")
-            if image_size is not None and (image.size[1], image.size[0]) != tuple(image_size):
-                image = image.resize((image_size[1], image_size[0]), Image.Resampling.BILINEAR)
-            array = np.asarray(image, dtype=np.uint8)
+        image.load()
+        mode, fmt = image.mode, image.format or "?"
+        image = ImageOps.exif_transpose(image)
+        height, width = image.size[1], image.size[0]
+        image = _to_mode(image, "L" if channels == 1 else "RGB")
+        if image_size is not None and (image.size[1], image.size[0]) != tuple(image_size):
+            image = image.resize((image_size[1], image_size[0]), Image.Resampling.BILINEAR)
+        array = np.asarray(image, dtype=np.uint8)
     except BadImage:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+    except Image.DecompressionBombError as error:
         raise BadImage(BOMB, str(error)) from None
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, zlib.error, struct_error) as error:
         raise BadImage(TRUNCATED, str(error)) from None
