@@ -164,7 +164,11 @@ def main() -> None:
     parser.add_argument("--synthetic", action="store_true",
                         help="no shared data: a random uint8 CIFAR-sized set (50,000 x 32x32x3) for the loader parts")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (1 resists a shared machine's bursts: no barrier waits)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     global DEVICE
     DEVICE = torch.device(args.device)
     warnings.simplefilter("ignore")
