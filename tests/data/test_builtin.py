@@ -150,12 +150,14 @@ def test_shapes_pixels_are_pinned():
 
 @pytest.mark.shared_data
 def test_real_mnist_and_fashion_counts(shared_data: Path):
+    before = sorted(p.name for p in shared_data.iterdir())
     for name in ("mnist", "fashion-mnist"):
         train = open_dataset(name, root=shared_data)
         test = open_dataset(name, root=shared_data, split="test")
         assert (len(train), len(test)) == (60000, 10000)
         assert np.bincount(test.targets).tolist() == ([980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
                                                      if name == "mnist" else [1000] * 10)
+    assert sorted(p.name for p in shared_data.iterdir()) == before  # no cache written into the shared folder
 
 
 @pytest.mark.shared_data
@@ -165,3 +167,25 @@ def test_real_cifar10_jpeg_tree_counts(shared_data: Path):
     assert len(test) == 10000 and test.image_shape == (32, 32, 3)
     assert test.class_counts() == {name: 1000 for name in test.classes}
     assert test.classes[:3] == ["airplane", "automobile", "bird"] and not test.skipped
+    assert not (shared_data / "cache").exists()  # the cache went to $CNNLAB_DATA, not the read-only folder
+
+
+def test_read_only_data_root_keeps_its_files_and_caches_elsewhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kit):
+    import stat
+
+    from cnnlab.data import cache_dir
+
+    root = tmp_path / "shared"
+    kit.make_class_folder(root / "cifar10-jpeg" / "train", {"cat": 2})
+    kit.make_class_folder(root / "cifar10-jpeg" / "test", {"cat": 1})
+    root.chmod(stat.S_IRUSR | stat.S_IXUSR)  # read-only, like ../shared/data (root ignores it, cnnlab must not)
+    try:
+        before = kit.snapshot(root)
+        assert cache_dir(root) == Path(os.environ["CNNLAB_DATA"]) / "cache"
+        assert len(open_dataset("cifar10", root=root)) == 2
+        assert kit.snapshot(root) == before
+    finally:
+        root.chmod(stat.S_IRWXU)
+    writable = tmp_path / "mine"
+    writable.mkdir()
+    assert cache_dir(writable) == writable / "cache"

@@ -9,6 +9,7 @@ it. cnnlab writes only into the cache folder, never into a user's image folder.
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 
@@ -38,9 +39,16 @@ def cache_dir(root: str | os.PathLike[str] | None = None) -> Path:
 
 
 def _writable(folder: Path) -> bool:
+    """Whether cnnlab may create ``folder``: its nearest existing ancestor must be writable
+    AND not marked read-only. The mode check matters for root, to whom os.access says yes
+    even on a folder its owner made read-only (a shared data set)."""
     probe = folder
     while not probe.exists():
         if probe.parent == probe:
             return False
         probe = probe.parent
-    return os.access(probe, os.W_OK)
+    try:
+        read_only = not (probe.stat().st_mode & stat.S_IWUSR)
+    except OSError:
+        return False
+    return not read_only and os.access(probe, os.W_OK)
