@@ -97,7 +97,7 @@ def test_test_split_with_unknown_class_or_missing_is_an_error(tmp_path: Path, ki
         open_dataset(str(tmp_path), split="test")
 
 
-def test_tar_of_a_class_tree_is_read_in_place(tmp_path: Path, kit):
+def test_tar_of_a_class_tree_is_read_in_place(tmp_path: Path, kit, monkeypatch):
     tree = kit.make_class_folder(tmp_path / "set" / "train", {"a": 2, "b": 3})
     archive = tmp_path / "set.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:
@@ -107,6 +107,15 @@ def test_tar_of_a_class_tree_is_read_in_place(tmp_path: Path, kit):
     assert from_tar.files == from_dir.files == ["a/000.png", "a/001.png", "b/000.png", "b/001.png", "b/002.png"]
     assert np.array_equal(from_tar.images, from_dir.images)
     assert from_tar.targets.tolist() == [0, 0, 1, 1, 1]
+    # A cached archive is not even read again.
+    import cnnlab.data.folders as folders
+
+    def must_not_read(_):
+        raise AssertionError("read the archive on a cache hit")
+
+    monkeypatch.setattr(folders, "_tar_images", must_not_read)
+    again = open_dataset(str(archive))
+    assert again.files == from_tar.files and again.targets.tolist() == [0, 0, 1, 1, 1]
 
 
 def test_csv_classification_and_regression(tmp_path: Path, kit):

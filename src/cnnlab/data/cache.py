@@ -20,6 +20,7 @@ import os
 import re
 import warnings
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,36 +70,47 @@ class Decoded:
     sizes: Counter  # (height, width) of the originals that loaded
     modes: Counter  # Pillow modes of the originals that loaded
     from_cache: bool
+    names: list[str]  # the name of every input file (so a cache hit needs no file list)
 
 
 def decode_files(
-    files: list[SourceFile],
+    files: list[SourceFile] | Callable[[], list[SourceFile]],
     *,
     image_size: tuple[int, int] | None,
     channels: int | None,
     cache_folder: Path | None,
     label: str,
     progress: bool = False,
+    stamp: list | None = None,
 ) -> Decoded:
     """Decode ``files`` once, or map the cached array when nothing changed.
 
     ``image_size`` None: the most common (H, W) among the originals (ties: the
-    largest). ``channels`` None: 1 when every image is gray, else 3.
+    largest). ``channels`` None: 1 when every image is gray, else 3. ``stamp``
+    replaces the per-file stamps in the cache key when one thing identifies all
+    files (an archive's path, size and mtime); ``files`` may then be a function,
+    called only on a cache miss, so a hit does not even read the archive.
     """
+    if stamp is None:
+        if callable(files):
+            files = files()
+        stamp = [f.stamp() for f in files]
     key_data = {
         "version": DECODE_VERSION,
         "size": list(image_size) if image_size else None,
         "channels": channels,
-        "files": [f.stamp() for f in files],
+        "files": stamp,
     }
     key = hashlib.sha256(json.dumps(key_data, sort_keys=True).encode()).hexdigest()[:24]
     # One slug per (source, preprocessing): a new decode replaces older entries of the
     # same slug only, so two image sizes of one folder can live side by side.
     slug = _slug(f"{label}|{image_size}|{channels}")
     if cache_folder is not None:
-        hit = _load(cache_folder, slug, key, len(files))
+        hit = _load(cache_folder, slug, key, None if callable(files) else len(files))
         if hit is not None:
             return hit
+    if callable(files):
+        files = files()
     decoded = _decode_all(files, image_size, channels, progress=progress, label=label)
     if cache_folder is not None and len(decoded.ok):
         try:
@@ -161,7 +173,8 @@ def _decode_all(files, image_size, channels, *, progress: bool, label: str) -> D
     images = images[: len(ok)]
     sizes = Counter((infos[i][0], infos[i][1]) for i in ok)  # type: ignore[index]
     modes = Counter(infos[i][2] for i in ok)  # type: ignore[index]
-    return Decoded(images, ok, [(files[i].name, r) for i, r in sorted(skipped.items())], sizes, modes, False)
+    return Decoded(images, ok, [(files[i].name, r) for i, r in sorted(skipped.items())], sizes, modes, False,
+                   [f.name for f in files])
 
 
 def _progress(items, label, total):
@@ -188,6 +201,7 @@ def _store(folder: Path, slug: str, key: str, decoded: Decoded, n_files: int) ->
         "skipped": decoded.skipped,
         "sizes": [[h, w, c] for (h, w), c in decoded.sizes.items()],
         "modes": dict(decoded.modes),
+        "names": decoded.names,
     }
     atomic_write_text(meta, json.dumps(record))
     # Older entries for the same source are stale now: remove them (cache files only).
@@ -195,17 +209,19 @@ def _store(folder: Path, slug: str, key: str, decoded: Decoded, n_files: int) ->
         if old.name not in (npy.name, meta.name) and not old.name.startswith("."):
             old.unlink(missing_ok=True)
     mapped = np.load(npy, mmap_mode="r")
-    return Decoded(mapped, decoded.ok, decoded.skipped, decoded.sizes, decoded.modes, False)
+    return Decoded(mapped, decoded.ok, decoded.skipped, decoded.sizes, decoded.modes, False, decoded.names)
 
 
-def _load(folder: Path, slug: str, key: str, n_files: int) -> Decoded | None:
+def _load(folder: Path, slug: str, key: str, n_files: int | None) -> Decoded | None:
     npy, meta = _paths(folder, slug, key)
     try:
         record = json.loads(meta.read_text())
         images = np.load(npy, mmap_mode="r")
     except (OSError, ValueError):
         return None
-    if record.get("n_files") != n_files or images.shape[0] != len(record["ok"]):
+    names = record.get("names")
+    if (n_files is not None and record.get("n_files") != n_files) or images.shape[0] != len(record["ok"]) \
+            or not isinstance(names, list) or len(names) != record.get("n_files"):
         return None
     return Decoded(
         images=images,
@@ -214,6 +230,7 @@ def _load(folder: Path, slug: str, key: str, n_files: int) -> Decoded | None:
         sizes=Counter({(h, w): c for h, w, c in record["sizes"]}),
         modes=Counter(record["modes"]),
         from_cache=True,
+        names=names,
     )
 
 

@@ -105,6 +105,6 @@ def load_csv(
         values = np.asarray([index[t] for t in kept], dtype=np.int64)
     return ImageSet(
         data=decoded.images, targets=values, classes=classes, task=task,  # type: ignore[arg-type]
-        files=[files[i].name for i in decoded.ok], skipped=skipped, name=str(path),
+        files=[decoded.names[i] for i in decoded.ok], skipped=skipped, name=str(path),
         original_sizes=dict(decoded.sizes), original_modes=dict(decoded.modes),
     )

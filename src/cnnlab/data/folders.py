@@ -136,7 +136,7 @@ def load_folder(
             labels.append(index)
     decoded = decode_files(files, image_size=image_size, channels=channels, cache_folder=cache_folder,
                            label=str(class_root), progress=progress)
-    return _imageset(decoded, files, labels, classes, where=str(class_root), present=set(present))
+    return _imageset(decoded, labels, classes, where=str(class_root), present=set(present))
 
 
 def load_tar(
@@ -149,27 +149,31 @@ def load_tar(
     progress: bool = False,
 ) -> ImageSet:
     """Load a class-per-folder tree stored in a tar archive (``[top/]split/class/file``), read in place."""
-    members = _tar_images(archive)
-    # Find the split folder: the deepest common layout ``.../<split>/<class>/<file>``.
-    by_split: dict[str, list[tuple[PurePosixPath, bytes]]] = {}
-    for path, data in members:
-        parts = path.parts
-        for depth in range(len(parts) - 2):
-            if parts[depth].lower() in SPLIT_NAMES.get(split, ()):
-                by_split.setdefault(split, []).append((PurePosixPath(*parts[depth + 1:]), data))
-                break
-    entries = by_split.get(split, [])
-    if not entries:
-        raise CnnlabError(f"has no {split}/<class>/ images", where=str(archive),
-                          fix=f"the archive must hold [top/]{split}/<class>/<image> members")
-    classes = sorted({p.parts[0] for p, _ in entries if len(p.parts) > 1})
+    where = f"{archive}::{split}"
+
+    def members() -> list[SourceFile]:
+        entries = []
+        for path, data in _tar_images(archive):
+            parts = path.parts
+            # The member's split folder: ``[top/]<split>/<class>/<file>`` at any depth.
+            for depth in range(len(parts) - 2):
+                if parts[depth].lower() in SPLIT_NAMES.get(split, ()):
+                    entries.append(SourceFile(PurePosixPath(*parts[depth + 1 :]).as_posix(), data=data))
+                    break
+        if not entries:
+            raise CnnlabError(f"has no {split}/<class>/ images", where=str(archive),
+                              fix=f"the archive must hold [top/]{split}/<class>/<image> members")
+        return sorted(entries, key=lambda f: (f.name.split("/", 1)[0], f.name))
+
+    # One stamp for the whole archive: a cache hit neither decompresses nor lists it.
+    st = archive.stat()
+    stamp = [str(archive.resolve()), st.st_size, st.st_mtime_ns, split]
+    decoded = decode_files(members, image_size=image_size, channels=channels, cache_folder=cache_folder,
+                           label=f"{archive.resolve()}::{split}", progress=progress, stamp=stamp)
+    classes = sorted({name.split("/", 1)[0] for name in decoded.names})
     index = {name: i for i, name in enumerate(classes)}
-    entries.sort(key=lambda e: (index.get(e[0].parts[0], -1), e[0].as_posix()))
-    files = [SourceFile(p.as_posix(), data=d) for p, d in entries if len(p.parts) > 1]
-    labels = [index[p.parts[0]] for p, _ in entries if len(p.parts) > 1]
-    decoded = decode_files(files, image_size=image_size, channels=channels, cache_folder=cache_folder,
-                           label=f"{archive.resolve()}::{split}", progress=progress)
-    return _imageset(decoded, files, labels, classes, where=f"{archive}::{split}", present=set(classes))
+    labels = [index[name.split("/", 1)[0]] for name in decoded.names]
+    return _imageset(decoded, labels, classes, where=where, present=set(classes))
 
 
 def _tar_images(archive: Path) -> list[tuple[PurePosixPath, bytes]]:
@@ -188,11 +192,10 @@ def _tar_images(archive: Path) -> list[tuple[PurePosixPath, bytes]]:
                           fix="check the file is a complete .tar / .tar.gz, or extract it and give the folder") from None
 
 
-def _imageset(decoded: Decoded, files: list[SourceFile], labels: list[int], classes: list[str], where: str,
-              present: set[str]) -> ImageSet:
+def _imageset(decoded: Decoded, labels: list[int], classes: list[str], where: str, present: set[str]) -> ImageSet:
     if not decoded.ok:
         reasons = ", ".join(sorted({r for _, r in decoded.skipped})) or "no image files"
-        raise CnnlabError(f"no valid image found ({len(files)} candidate files; {reasons})", where=where,
+        raise CnnlabError(f"no valid image found ({len(decoded.names)} candidate files; {reasons})", where=where,
                           fix="put .jpg/.png/... images in one subfolder per class")
     targets = np.asarray([labels[i] for i in decoded.ok], dtype=np.int64)
     counts = np.bincount(targets, minlength=len(classes))
@@ -210,7 +213,7 @@ def _imageset(decoded: Decoded, files: list[SourceFile], labels: list[int], clas
         targets=targets,
         classes=classes,
         task="classification",
-        files=[files[i].name for i in decoded.ok],
+        files=[decoded.names[i] for i in decoded.ok],
         skipped=list(decoded.skipped),
         name=where,
         empty_classes=empty,
