@@ -24,6 +24,10 @@ after /255 and before any mean/std standardisation). Per sample, in this order:
 factor on raw 0..255 pixels that the loader records in ``preprocessing`` (so
 predict applies it too). Keras's ``rescale=1/255`` is cnnlab's default.
 
+``backend="kornia"`` (default, per DESIGN.md) or ``"torch"`` (plain ``affine_grid`` +
+``grid_sample``): the same warp to 1e-5; equal speed on a CPU, the plain one ~20 %
+faster on a GPU (benchmarks/RESULTS.md).
+
 Randomness: :meth:`Augment.sample` draws every parameter on the CPU from a
 ``torch.Generator``, so the same generator state gives the same batch on any
 device; :meth:`Augment.apply` is deterministic given the parameters (tests use it
