@@ -17,7 +17,7 @@ ACCURACY = pytest.mark.skipif(os.environ.get("CNNLAB_ACCURACY") != "1",
 def test_readme_default_run_on_shapes_reaches_95_percent(tmp_path):
     # The README's default command is `cnnlab train shapes`: only DATA, everything else picked.
     history = cnnlab.fit("shapes", out=tmp_path / "run", verbose=0)
-    assert max(history.history["val_accuracy"]) >= 0.95
+    assert history.history["val_accuracy"][-1] >= 0.95  # the model the user gets, not the best epoch
 
 
 def _zoo_run(tmp_path, shared_data, name, source, **options):
