@@ -17,6 +17,9 @@ install: $(BIN)/python
 	$(BIN)/pip install --quiet -e ".[dev]"
 
 demo: install
+	rm -rf runs/shapes-demo
+	$(BIN)/cnnlab train shapes --out runs/shapes-demo -q
+	$(BIN)/cnnlab evaluate runs/shapes-demo shapes
 	$(BIN)/cnnlab demo --out lab-demo
 
 test: install

@@ -367,7 +367,7 @@ _TRAIN_FLAGS = {
     "optimizer.lr": "--lr", "optimizer.momentum": "--momentum", "optimizer.weight_decay": "--weight-decay",
     "schedule.name": "--schedule", "loss.name": "--loss", "loss.label_smoothing": "--label-smoothing",
     "data.val_split": "--val-split", "augment": "--augment", "seed": "--seed", "out": "--out",
-    "device": "--device", "checkpoint_every": "--checkpoint-every", "data.source": "DATA",
+    "device": "--device", "checkpoint_every": "--checkpoint-every", "data.source": "DATA", "data.root": "--data",
 }
 
 
@@ -390,6 +390,7 @@ def _parse_augment(items: list[str] | None) -> dict | None:
 def train_command(
     data: Annotated[Optional[str], typer.Argument(help="Built-in set (shapes, mnist, ...), image folder or CSV.")] = None,
     model: Annotated[Optional[str], typer.Option("--model", help="Zoo name or spec file; default: picked for the data.")] = None,
+    data_root: Annotated[Optional[str], typer.Option("--data", help="Data root (default $CNNLAB_DATA or ~/.cache/cnnlab).")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Epochs to train.")] = None,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Images per step.")] = None,
     optimizer: Annotated[Optional[str], typer.Option(help="sgd, adam, adamw or rmsprop.")] = None,
@@ -418,7 +419,7 @@ def train_command(
                           fix="drop DATA / --config (flags such as --epochs still apply)")
     if data is None and config is None and resume is None:
         raise CnnlabError("no data given", where="DATA", fix="e.g. `cnnlab train shapes` or `cnnlab train --config exp.yaml`")
-    overrides = {"data.source": data, "model": model, "epochs": epochs, "batch_size": batch_size,
+    overrides = {"data.source": data, "data.root": data_root, "model": model, "epochs": epochs, "batch_size": batch_size,
                  "optimizer.name": optimizer, "optimizer.lr": lr, "optimizer.momentum": momentum,
                  "optimizer.weight_decay": weight_decay, "schedule.name": schedule, "loss.name": loss,
                  "loss.label_smoothing": label_smoothing, "data.val_split": val_split,
@@ -437,6 +438,7 @@ def train_command(
 def evaluate_command(
     model: Annotated[str, typer.Argument(help="Run folder or bundle.")],
     data: Annotated[str, typer.Argument(help="Built-in set, image folder or CSV.")],
+    data_root: Annotated[Optional[str], typer.Option("--data", help="Data root (default $CNNLAB_DATA or ~/.cache/cnnlab).")] = None,
     split: Annotated[Optional[str], typer.Option(help="train, test or val (default: test when the data has one).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
     png: Annotated[Optional[str], typer.Option(help="Confusion matrix PNG (default: RUN/evaluation/confusion-DATA.png).")] = None,
@@ -451,8 +453,8 @@ def evaluate_command(
 
     loaded = load(model)
     pre = loaded.preprocessing
-    chosen = split or ("test" if "test" in available_splits(data) else "train")
-    imageset = open_dataset(data, split=chosen, image_size=tuple(pre["image_size"]), channels=int(pre["channels"]),
+    chosen = split or ("test" if "test" in available_splits(data, root=data_root) else "train")
+    imageset = open_dataset(data, split=chosen, root=data_root, image_size=tuple(pre["image_size"]), channels=int(pre["channels"]),
                             task=loaded.task)
     result = evaluate_model(loaded, imageset)
     result["data"], result["split"] = data, chosen

@@ -26,7 +26,7 @@ def _zoo_run(tmp_path, shared_data, name, source, **options):
     if name not in names():
         pytest.skip(f"{name} is not in the zoo yet")
     run = tmp_path / "run"
-    cnnlab.fit(source, name, out=run, verbose=0, data={"root": str(shared_data), "val_split": 0.0}, **options)
+    cnnlab.fit(source, name, out=run, verbose=0, data_root=shared_data, **{"data.val_split": 0.0}, **options)
     from cnnlab.data.sources import open_dataset
     from cnnlab.train.evaluate import evaluate_model
 

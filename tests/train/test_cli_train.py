@@ -93,3 +93,11 @@ def test_a_refused_command_prints_no_traceback_in_a_real_process(tmp_path):
     done = subprocess.run([sys.executable, "-m", "cnnlab.cli", "train", "--resume", str(tmp_path / "gone")],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "Traceback" not in done.stderr and "gone" in done.stderr
+
+
+def test_data_option_is_where_train_and_evaluate_look_for_built_in_sets(tmp_path, capsys):
+    root = tmp_path / "elsewhere"
+    assert main(["train", "mnist", "--data", str(root), "-q", "--out", str(tmp_path / "run")]) == 2
+    message = capsys.readouterr().err
+    assert f"{root / 'mnist'}" in message and "train-images-idx3-ubyte.gz" in message
+    assert not (tmp_path / "run").exists()

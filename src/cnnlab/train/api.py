@@ -179,7 +179,7 @@ def load_data(exp: cfg.Experiment, *, split_record: dict[str, Any] | None, image
 
 def fit(data: str | None = None, model: Any = None, *, config: str | Path | None = None,
         out: str | Path | None = None, resume: str | Path | None = None, verbose: int = 1,
-        **options: Any) -> History:
+        data_root: str | Path | None = None, **options: Any) -> History:
     """Train a model and return its history (Keras-like ``History``, plus ``run_dir`` and ``model``).
 
     ``data``: a built-in set name, an image folder or a CSV. ``model``: a zoo name,
@@ -187,10 +187,13 @@ def fit(data: str | None = None, model: Any = None, *, config: str | Path | None
     experiment file; keyword ``options`` override it with dotted names
     (``fit("shapes", epochs=5, **{"optimizer.lr": 0.01})``) or section dicts.
     ``resume``: a run folder to continue. ``verbose``: 1 bar, 2 a line per epoch, 0 quiet.
+    ``data_root``: where built-in sets are looked up (default $CNNLAB_DATA, else ~/.cache/cnnlab).
     """
     overrides: dict[str, Any] = {}
     if data is not None:
         overrides["data.source"] = str(data)
+    if data_root is not None:
+        overrides["data.root"] = str(data_root)
     if model is not None:
         overrides["model"] = model if not isinstance(model, Path) else str(model)
     if out is not None:
