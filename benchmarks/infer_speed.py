@@ -6,7 +6,8 @@ For each model, one set of weights is saved as a cnnlab bundle and then run by:
   activation on prepared float inputs);
 - ``cnnlab_images``: ``cnnlab.load(bundle).predict(uint8 images)`` (the whole
   user path: preprocessing of in-memory images, network, probabilities);
-- ``plain``: ``model.eval()`` under ``torch.inference_mode()``, ``model(x)``;
+- ``plain``: ``model.eval()`` under ``torch.inference_mode()``, ``model(x)`` (the
+  zoo model as created: NCHW weights);
 - ``onnxruntime``: the same model exported with ``torch.onnx.export`` (dynamic
   batch), run by an ``InferenceSession`` on the CPU, when onnx / onnxruntime are
   installed (``pip install onnx onnxruntime``); otherwise the line says so.
@@ -109,9 +110,11 @@ def bench_model(name: str, seconds: float) -> list[dict]:
         }
         if session is not None:
             peers["onnxruntime"] = lambda b: session.run(None, {"x": tensors[b].numpy()})
-        # Same answers before timing anything.
-        ref = plain_call(tensors[64]).float().numpy()
-        agree = {"cnnlab_tensor": float(np.abs(loaded.predict_tensor(tensors[64]).numpy() - ref).max())}
+        # Same answers before timing anything (cnnlab returns probabilities: compare those).
+        ref = plain_call(tensors[64]).float()
+        probs = loaded.head.probabilities(ref).numpy()
+        ref = ref.numpy()
+        agree = {"cnnlab_tensor": float(np.abs(loaded.predict_tensor(tensors[64]).numpy() - probs).max())}
         if session is not None:
             agree["onnxruntime"] = float(np.abs(session.run(None, {"x": tensors[64].numpy()})[0] - ref).max())
         for peer, call in peers.items():

@@ -355,6 +355,13 @@ def run_case(case: str, batch_size: int, args: argparse.Namespace, keras_python:
     # The fastest epoch of each: robust to a burst of load from other processes.
     best = {name: max(r["images"] / r["seconds"] for r in rows) for name, rows in epochs.items()}
     out["images_per_s_best_epoch"] = {k: round(v, 1) for k, v in best.items()}
+    # Paired epochs (cnnlab's epoch k and the others' epoch k ran back to back): the median
+    # of the per-epoch ratios; with several epochs, the figure least moved by load bursts.
+    for other in ("plain", "keras"):
+        if "cnnlab" in epochs and other in epochs:
+            pairs = [(a["images"] / a["seconds"]) / (b["images"] / b["seconds"])
+                     for a, b in zip(epochs["cnnlab"], epochs[other])]
+            out[f"ratio_cnnlab_{other}_median_paired_epoch"] = round(float(np.median(pairs)), 3)
     for other in ("plain", "keras"):
         if "cnnlab" in rate and other in rate:
             out[f"ratio_cnnlab_{other}"] = round(rate["cnnlab"] / rate[other], 3)
