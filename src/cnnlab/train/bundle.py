@@ -131,7 +131,7 @@ def load_bundle(folder: str | Path, model: nn.Module | None = None) -> tuple[nn.
         raise CnnlabError(f"the weights do not fit the model ({first})", where=str(Path(folder) / WEIGHTS),
                           fix="load the bundle with the architecture it was saved from") from None
     # Channels-last weights, as the trainer trains: oneDNN then runs the convolutions and
-    # poolings in its NHWC kernels, 2.5-3.4x faster at batch 64 for the MNIST nets of the
-    # zoo and ~15% for resnet20 on a 2-core CPU (benchmarks/RESULTS.md, issue 8).
+    # poolings in its NHWC kernels, 1.6-3.4x faster at batch 64 for the MNIST nets of the
+    # zoo and ~15% for resnet20 on a 2-core CPU (two microbenchmarks; the box is noisy).
     module = module.to(memory_format=torch.channels_last)
     return module.eval(), meta
