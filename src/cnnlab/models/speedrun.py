@@ -1,17 +1,23 @@
 """A fast CIFAR-10 net for GPU speed runs, in the style of Keller Jordan's airbench.
 
-``cifar_speedrun``: a 3x3 stem conv (32 filters) with BN and GELU, then three
-groups of ``conv3x3 -> max pool 2 -> BN -> GELU -> conv3x3 -> BN -> GELU`` with
-64, 256 and 256 filters (32x32 -> 16 -> 8 -> 4), a 3x3 max pool (4x4 -> 1x1),
-and a bias-free dense layer whose logits are scaled by 1/8 (a fixed temperature:
-the net trains at a high learning rate without its logits blowing up).
+``cifar_speedrun``: a stem, then three groups of
+``conv3x3 -> max pool 2 -> BN -> GELU -> conv3x3 -> BN -> GELU`` with 64, 256 and
+256 filters, a global max pool and a bias-free dense layer whose logits are
+scaled by ``logit_scale`` (a fixed temperature: the net trains at a high
+learning rate without its logits blowing up).
 
-Differences from airbench94 (Jordan 2024, "94% on CIFAR-10 in 3.29 seconds"),
-all on purpose so that the net is a plain zoo model trained by cnnlab's trainer:
-the stem is a learned 3x3 conv instead of a frozen 2x2 patch-whitening conv, BN
-scales are learned, and there is no lookahead/EMA or test-time flipping.
+The stem is either a learned 3x3 conv of ``stem`` filters with BN and GELU
+(default), or, with ``whiten=True``, airbench94's frozen patch-whitening conv:
+2x2 filters, no padding, ``2 * C * 4`` outputs (24 for RGB) with a bias, then
+GELU. Its weights are set from training images by :func:`init_whitening` and
+are never trained (``requires_grad=False``); until then they are random.
 
-Shapes (N, 3, 32, 32) -> (N, 256, 4, 4) features -> (N, num_classes) logits.
+airbench94's other choices are options too: ``bn_scale=False`` fixes every
+BN scale at 1 (only the shift learns), ``dirac=True`` starts each 3x3 conv as
+the identity on its first ``c_in`` filters, ``logit_scale=1/9``.
+
+Shapes (N, 3, 32, 32) -> (N, 256, 4, 4) features (3x3 with ``whiten``, whose
+stem maps 32 -> 31) -> (N, num_classes) logits.
 """
 
 from __future__ import annotations
@@ -21,28 +27,37 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
+from cnnlab.errors import CnnlabError
 from cnnlab.models.base import ZooModel, backbone_head, check_top_options
 from cnnlab.models.registry import register
 
 REFERENCE = "after K. Jordan, airbench (2024), arXiv:2404.00498; conv-BN-GELU 64/256/256 + max pooling"
-BN_MOMENTUM = 0.4  # torch convention; fast-moving statistics suit runs of a few hundred steps
+BN_MOMENTUM = 0.4  # torch convention (airbench's 0.6); fast-moving statistics suit runs of a few hundred steps
+WHITEN_KERNEL = 2
 
 
-def _conv_bn(c_in: int, c_out: int, pool: bool) -> list[tuple[str, nn.Module]]:
-    layers: list[tuple[str, nn.Module]] = [("conv", nn.Conv2d(c_in, c_out, 3, padding=1, bias=False))]
-    if pool:
-        layers.append(("pool", nn.MaxPool2d(2)))
-    layers += [("bn", nn.BatchNorm2d(c_out, momentum=BN_MOMENTUM)), ("gelu", nn.GELU())]
-    return layers
+def _conv(c_in: int, c_out: int, dirac: bool) -> nn.Conv2d:
+    conv = nn.Conv2d(c_in, c_out, 3, padding=1, bias=False)
+    if dirac:  # the first c_in filters pass their input through: a deep net that starts near shallow
+        with torch.no_grad():
+            nn.init.dirac_(conv.weight[: min(c_in, c_out)])
+    return conv
+
+
+def _bn(c: int, scale: bool) -> nn.BatchNorm2d:
+    bn = nn.BatchNorm2d(c, momentum=BN_MOMENTUM)
+    bn.weight.requires_grad_(scale)  # fixed at 1 when not learned
+    return bn
 
 
 class ConvGroup(nn.Sequential):
     """conv -> max pool 2 -> BN -> GELU -> conv -> BN -> GELU: (N, C, H, W) -> (N, width, H/2, W/2)."""
 
-    def __init__(self, c_in: int, width: int) -> None:
-        first = _conv_bn(c_in, width, pool=True)
-        second = _conv_bn(width, width, pool=False)
-        super().__init__(OrderedDict([(f"{n}1", m) for n, m in first] + [(f"{n}2", m) for n, m in second]))
+    def __init__(self, c_in: int, width: int, bn_scale: bool = True, dirac: bool = False) -> None:
+        super().__init__(OrderedDict(
+            conv1=_conv(c_in, width, dirac), pool1=nn.MaxPool2d(2), bn1=_bn(width, bn_scale), gelu1=nn.GELU(),
+            conv2=_conv(width, width, dirac), bn2=_bn(width, bn_scale), gelu2=nn.GELU(),
+        ))
 
 
 class ScaledLinear(nn.Linear):
@@ -72,19 +87,70 @@ def cifar_speedrun(
     include_top: bool,
     widths: tuple[int, int, int] | list[int] = (64, 256, 256),
     stem: int = 32,
+    whiten: bool = False,
+    bn_scale: bool = True,
+    dirac: bool = False,
+    logit_scale: float = 1 / 8,
     pooling: str | None = None,
 ) -> ZooModel:
     check_top_options(include_top, pooling)
     w1, w2, w3 = (int(w) for w in widths)
+    c = input_shape[2]
+    if whiten:
+        stem = 2 * c * WHITEN_KERNEL**2  # every eigen-direction of a patch, with both signs (GELU is one-sided)
+        conv = nn.Conv2d(c, stem, WHITEN_KERNEL, padding=0, bias=True)
+        nn.init.zeros_(conv.bias)
+        conv.weight.requires_grad_(False)
+        stem_layers = nn.Sequential(OrderedDict(conv=conv, gelu=nn.GELU()))
+    else:
+        stem_layers = nn.Sequential(OrderedDict(
+            conv=nn.Conv2d(c, stem, 3, padding=1, bias=False), bn=_bn(stem, bn_scale), gelu=nn.GELU()))
     features = nn.Sequential(OrderedDict(
-        stem=nn.Sequential(OrderedDict(_conv_bn(input_shape[2], stem, pool=False))),
-        group1=ConvGroup(stem, w1),
-        group2=ConvGroup(w1, w2),
-        group3=ConvGroup(w2, w3),
+        stem=stem_layers,
+        group1=ConvGroup(stem, w1, bn_scale, dirac),
+        group2=ConvGroup(w1, w2, bn_scale, dirac),
+        group3=ConvGroup(w2, w3, bn_scale, dirac),
     ))
     if include_top:
         head: nn.Module = nn.Sequential(OrderedDict(
-            pool=nn.AdaptiveMaxPool2d(1), flatten=nn.Flatten(), fc=ScaledLinear(w3, num_classes, scale=1 / 8)))
+            pool=nn.AdaptiveMaxPool2d(1), flatten=nn.Flatten(), fc=ScaledLinear(w3, num_classes, scale=logit_scale)))
     else:
         head = backbone_head(pooling)
     return ZooModel(features, head, num_features=w3)
+
+
+def whitening_filters(images: torch.Tensor, kernel_size: int = WHITEN_KERNEL, eps: float = 5e-4) -> torch.Tensor:
+    """Filters that whiten the ``kernel_size``² patches of ``images`` (N, C, H, W).
+
+    With ``S = E[p pᵀ]`` the (uncentred) second moment of the flattened patches
+    ``p`` (length ``d = C k²``) and ``S = V diag(λ) Vᵀ``, the filters are the rows
+    of ``diag(λ + eps)^(-1/2) Vᵀ`` (largest λ first) followed by their negatives:
+    shape (2d, C, k, k). Convolving with the first d gives outputs whose second
+    moment is ``diag(λ / (λ + eps))`` (the identity when eps = 0).
+    """
+    if images.ndim != 4:
+        raise CnnlabError(f"images must be (N, C, H, W), got shape {tuple(images.shape)}", where="images",
+                          fix="pass a batch of network inputs")
+    c, k = images.shape[1], kernel_size
+    patches = images.double().unfold(2, k, 1).unfold(3, k, 1)  # (N, C, H-k+1, W-k+1, k, k)
+    flat = patches.permute(0, 2, 3, 1, 4, 5).reshape(-1, c * k * k)  # one row per patch, (C, k, k) order
+    second_moment = flat.T @ flat / len(flat)
+    eigenvalues, eigenvectors = torch.linalg.eigh(second_moment)  # ascending
+    eigenvalues, eigenvectors = eigenvalues.flip(0), eigenvectors.flip(1)
+    filters = (eigenvectors.T / torch.sqrt(eigenvalues.clamp_min(0) + eps)[:, None]).reshape(-1, c, k, k)
+    return torch.cat([filters, -filters]).float()
+
+
+def init_whitening(model: nn.Module, images: torch.Tensor, eps: float = 5e-4) -> None:
+    """Set the frozen whitening stem of a ``cifar_speedrun(whiten=True)`` model from ``images``.
+
+    ``images``: (N, C, H, W) network inputs as the model sees them (after
+    preprocessing), e.g. 5000 training images; on any device.
+    """
+    conv = getattr(getattr(getattr(model, "features", None), "stem", None), "conv", None)
+    if not isinstance(conv, nn.Conv2d) or conv.kernel_size != (WHITEN_KERNEL, WHITEN_KERNEL):
+        raise CnnlabError("the model has no whitening stem", where="model",
+                          fix="create it with create('cifar_speedrun', whiten=True)")
+    filters = whitening_filters(images, WHITEN_KERNEL, eps)
+    with torch.no_grad():
+        conv.weight.copy_(filters.to(conv.weight.device, conv.weight.dtype))

@@ -13,6 +13,7 @@ import csv
 import io
 import math
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -232,3 +233,76 @@ class TerminateOnNaN(Callback):
 
 def _copy_weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
+
+class ExponentialMovingAverage(Callback):
+    """An exponential moving average of the weights (Keras 3's ``use_ema`` / ``ema_momentum`` /
+    ``ema_overwrite_frequency``), and with ``overwrite_frequency`` airbench's lookahead.
+
+    Every ``every`` optimiser steps: ``average = m * average + (1 - m) * weights``
+    for every floating tensor of ``model.state_dict()`` (parameters and the BN
+    running statistics; integer counters are left alone), where ``m`` is
+    ``momentum``, or ``momentum(step)`` for a callable, ``step`` counting
+    optimiser steps from 1. The average starts as the weights at the start of
+    training. With ``overwrite_frequency`` k, after every k-th update the model's
+    weights are set to the average (``every=5, overwrite_frequency=1`` with
+    ``m = 0.95**5 * (step / total)**3`` is airbench94's lookahead). When
+    training ends the model's weights become the average (Keras's
+    ``finalize_variable_values``), so the saved bundle holds it.
+
+    It runs in the optimiser's step post-hook (``register_step_post_hook``), so
+    the trainer's loop is unchanged; the average and the step count are in
+    :meth:`state_dict`, and a resumed run carries on with them.
+    """
+
+    def __init__(self, momentum: float | Callable[[int], float] = 0.99, every: int = 1,
+                 overwrite_frequency: int | None = None) -> None:
+        if not callable(momentum) and not 0.0 <= momentum < 1.0:
+            raise CnnlabError(f"momentum {momentum} is not in [0, 1)", where="callbacks.exponential_moving_average.momentum",
+                              fix="use 0.99 or 0.999")
+        if every < 1 or (overwrite_frequency is not None and overwrite_frequency < 1):
+            raise CnnlabError("every and overwrite_frequency must be >= 1",
+                              where="callbacks.exponential_moving_average", fix="use every=1, overwrite_frequency=None")
+        self.momentum, self.every, self.overwrite_frequency = momentum, int(every), overwrite_frequency
+        self.steps = 0
+        self.updates = 0
+        self.average: dict[str, torch.Tensor] | None = None
+        self._pairs: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self._hook: Any = None
+
+    def on_train_begin(self, trainer: Trainer) -> None:
+        weights = {k: v for k, v in trainer.model.state_dict().items() if v.is_floating_point()}
+        if self.average is None:  # fresh run; a resumed one keeps the loaded average
+            self.average = {k: v.detach().clone() for k, v in weights.items()}
+        else:
+            self.average = {k: self.average[k].to(v.device, v.dtype) for k, v in weights.items()}
+        self._pairs = [(self.average[k], v) for k, v in weights.items()]
+        self._hook = trainer.optimizer.register_step_post_hook(lambda *_: self._after_step())
+
+    @torch.no_grad()
+    def _after_step(self) -> None:
+        self.steps += 1
+        if self.steps % self.every:
+            return
+        m = float(self.momentum(self.steps) if callable(self.momentum) else self.momentum)
+        for average, weight in self._pairs:
+            average.lerp_(weight, 1.0 - m)  # a + (1 - m) (w - a)
+        self.updates += 1
+        if self.overwrite_frequency and self.updates % self.overwrite_frequency == 0:
+            for average, weight in self._pairs:
+                weight.copy_(average)
+
+    def on_train_end(self, trainer: Trainer) -> None:
+        if self._hook is not None:
+            self._hook.remove()
+            self._hook = None
+        with torch.no_grad():
+            for average, weight in self._pairs:
+                weight.copy_(average)
+
+    def state_dict(self) -> dict[str, Any]:
+        average = None if self.average is None else {k: v.detach().cpu().clone() for k, v in self.average.items()}
+        return {"steps": self.steps, "updates": self.updates, "average": average}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.steps, self.updates, self.average = state["steps"], state["updates"], state["average"]

@@ -7,7 +7,7 @@ a PNG. Regression: MAE, MSE, RMSE.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from cnnlab.errors import CnnlabError
 from cnnlab.files import atomic_path
 from cnnlab.train.api import LoadedModel
 
+TTA_MODES = ("none", "flip", "flip_translate")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp"}
 
 
@@ -37,20 +38,59 @@ def per_class_scores(matrix: np.ndarray) -> dict[str, np.ndarray]:
     return {"precision": precision, "recall": recall, "f1": f1, "support": actual.astype(int)}
 
 
-def evaluate_model(model: LoadedModel, imageset: Any, *, batch_size: int = 256) -> dict[str, Any]:
-    """Metrics of ``model`` on ``imageset`` (a :class:`cnnlab.data.ImageSet`), JSON-friendly."""
+def _shift_reflect(x: torch.Tensor, d: int) -> torch.Tensor:
+    """``x`` (N, C, H, W) with its content moved right and down by ``d`` pixels, reflected at the border."""
+    p = abs(d)
+    h, w = x.shape[2], x.shape[3]
+    padded = torch.nn.functional.pad(x, (p, p, p, p), mode="reflect")
+    return padded[:, :, p - d:p - d + h, p - d:p - d + w]
+
+
+def predict_tta(predict: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, tta: str = "none") -> torch.Tensor:
+    """``predict`` of a batch ``x`` (N, C, H, W), averaged over test-time views.
+
+    ``"none"``: ``predict(x)``. ``"flip"``: ``(predict(x) + predict(flip(x))) / 2``, flip
+    mirroring the width. ``"flip_translate"`` (airbench94's level 2):
+    ``flip'(x) / 2 + flip'(x moved by (1, 1)) / 4 + flip'(x moved by (-1, -1)) / 4``
+    where ``flip'`` is the ``"flip"`` mean and moves reflect at the border.
+    Whatever ``predict`` returns (logits or probabilities) is what is averaged.
+    """
+    if tta not in TTA_MODES:
+        raise CnnlabError(f"unknown test-time augmentation {tta!r}", where="tta",
+                          fix=f"use one of {', '.join(TTA_MODES)}")
+    if tta == "none":
+        return predict(x)
+
+    def mirrored(view: torch.Tensor) -> torch.Tensor:
+        return 0.5 * predict(view) + 0.5 * predict(view.flip(-1))
+
+    out = mirrored(x)
+    if tta == "flip_translate":
+        out = 0.5 * out + 0.25 * mirrored(_shift_reflect(x, 1)) + 0.25 * mirrored(_shift_reflect(x, -1))
+    return out
+
+
+def evaluate_model(model: LoadedModel, imageset: Any, *, batch_size: int = 256, tta: str = "none") -> dict[str, Any]:
+    """Metrics of ``model`` on ``imageset`` (a :class:`cnnlab.data.ImageSet`), JSON-friendly.
+
+    ``tta``: test-time augmentation, see :func:`predict_tta` (the model's
+    probabilities, or values for regression, are what is averaged).
+    """
     from cnnlab.data.loader import BatchLoader
 
     if len(imageset) == 0:
         raise CnnlabError("holds no usable image", where=imageset.name or "data", fix="give a set with images")
+    if tta not in TTA_MODES:  # before any work
+        raise CnnlabError(f"unknown test-time augmentation {tta!r}", where="tta",
+                          fix=f"use one of {', '.join(TTA_MODES)}")
     loader = BatchLoader(imageset, batch_size, shuffle=False, preprocessing=model.preprocessing)
     outputs, targets = [], []
     for x, y in loader.iter_epoch(0):
-        outputs.append(model.predict_tensor(x).float())
+        outputs.append(predict_tta(model.predict_tensor, x, tta).float())
         targets.append(y)
     out = torch.cat(outputs).numpy()
     y = torch.cat(targets).numpy()
-    result: dict[str, Any] = {"images": int(len(y)), "task": model.task}
+    result: dict[str, Any] = {"images": int(len(y)), "task": model.task, "tta": tta}
     if model.task == "regression":
         diff = out.reshape(len(y), -1)[:, 0] - y.astype(np.float64)
         result.update(mae=float(np.abs(diff).mean()), mse=float((diff ** 2).mean()),
