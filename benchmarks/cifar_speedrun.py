@@ -152,6 +152,44 @@ def run(cfg: dict[str, Any], device: torch.device, train_set, preprocessing, tes
     return result
 
 
+def plain_epochs(args: argparse.Namespace, train_set, preprocessing, epochs: int = 3) -> dict[str, Any]:
+    """The floor: a bare loop over the same net and optimiser (data on the device, bf16,
+    channels-last, flip + one shift per batch; no metrics, no EMA). Seconds per train pass."""
+    import torch.nn.functional as F
+
+    from cnnlab.data.loader import normalize
+    from cnnlab.models import create
+
+    device = torch.device(args.device)
+    x = normalize(torch.from_numpy(np.asarray(train_set.images)).to(device).permute(0, 3, 1, 2), preprocessing)
+    x = x.contiguous(memory_format=torch.channels_last)
+    y = torch.from_numpy(np.asarray(train_set.targets)).to(device)
+    model = create("cifar_speedrun", num_classes=10, input_shape=(32, 32, 3), whiten=True, bn_scale=False,
+                   dirac=True, logit_scale=1 / 9).to(device).to(memory_format=torch.channels_last)
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1, momentum=0.85, nesterov=True,
+                          weight_decay=1e-3)
+    times = []
+    for _ in range(epochs):
+        sync(device)
+        start = time.perf_counter()
+        order = torch.randperm(len(x), device=device)
+        for i in range(len(x) // args.batch_size):
+            index = order[i * args.batch_size:(i + 1) * args.batch_size]
+            xb = x[index]
+            flip = torch.rand(len(xb), device=device) < 0.5
+            xb = torch.where(flip[:, None, None, None], xb.flip(-1), xb)
+            dx, dy = (int(v) for v in torch.randint(-2, 3, (2,)))  # one shift per batch: the cheap way
+            xb = torch.roll(F.pad(xb, (2, 2, 2, 2)), (dy, dx), (2, 3))[:, :, 2:-2, 2:-2]
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                loss = F.cross_entropy(model(xb).float(), y[index], label_smoothing=0.2)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        sync(device)
+        times.append(time.perf_counter() - start)
+    return {"run": "plain_loop", "batch_size": args.batch_size, "epoch_seconds": [round(t, 3) for t in times]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-root", required=True, help="folder holding cifar10-jpeg.tar.gz")
@@ -165,6 +203,7 @@ def main() -> None:
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--train-limit", type=int, default=0, help="(CPU smoke runs) use the first N images")
+    parser.add_argument("--plain", action="store_true", help="also time a bare loop's epochs (the floor)")
     parser.add_argument("--budget", type=float, default=0.0, help="start no new run after this many seconds")
     args = parser.parse_args()
     from cnnlab.data.loader import make_preprocessing, normalize
@@ -193,6 +232,8 @@ def main() -> None:
     warm = run({**base, "epochs": 1, "seed": 99}, device, train_set, preprocessing, test_x, test_y)
     print(json.dumps({"warmup_seconds": round(time.perf_counter() - t0, 2), "warmup_run": warm}), flush=True)
 
+    if args.plain:
+        print(json.dumps(plain_epochs(args, train_set, preprocessing)), flush=True)
     results: list[dict[str, Any]] = []
 
     def go(cfg: dict[str, Any]) -> None:
