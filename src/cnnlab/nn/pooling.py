@@ -35,6 +35,19 @@ class _KerasPool:
     pool: tuple[int, ...]
     step: tuple[int, ...]
 
+    def _keras_setup(self, pool_size, strides, padding: str, n: int) -> int | tuple[int, ...]:
+        """Record Keras's arguments; return the padding torch's pool can do itself.
+
+        Symmetric 'same' padding goes to torch; uneven padding (Keras pads more at
+        the bottom / right) is done in ``forward`` through ``_dynamic_pads``.
+        """
+        self.pool = _tuple(pool_size, n)
+        self.step = _tuple(strides, n) or self.pool
+        self.keras_padding = _check_padding(padding)
+        static = static_same_padding(self.pool, self.step, (1,) * n) if padding == "same" else (0,) * n
+        self._manual = static is None
+        return static or 0
+
     def _dynamic_pads(self, x: torch.Tensor) -> list[int]:
         n = len(self.pool)
         return same_pad_arg(x.shape[-n:], self.pool, self.step, (1,) * n)
@@ -44,12 +57,8 @@ class MaxPool2d(_KerasPool, nn.MaxPool2d):
     """Keras MaxPooling2D: ``pool_size`` (2, 2), ``strides`` = pool_size, 'valid' / 'same'."""
 
     def __init__(self, pool_size: int | tuple[int, int] = 2, strides: int | tuple[int, int] | None = None, padding: str = "valid") -> None:
-        self.pool = _tuple(pool_size, 2)
-        self.step = _tuple(strides, 2) or self.pool
-        self.keras_padding = _check_padding(padding)
-        static = static_same_padding(self.pool, self.step, (1, 1)) if padding == "same" else (0, 0)
-        self._manual = static is None
-        super().__init__(self.pool, self.step, static or 0)
+        static = self._keras_setup(pool_size, strides, padding, 2)
+        super().__init__(self.pool, self.step, static)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self._manual:
@@ -61,12 +70,8 @@ class MaxPool1d(_KerasPool, nn.MaxPool1d):
     """Keras MaxPooling1D on (N, C, L): ``pool_size`` 2, ``strides`` = pool_size."""
 
     def __init__(self, pool_size: int = 2, strides: int | None = None, padding: str = "valid") -> None:
-        self.pool = _tuple(pool_size, 1)
-        self.step = _tuple(strides, 1) or self.pool
-        self.keras_padding = _check_padding(padding)
-        static = static_same_padding(self.pool, self.step, (1,)) if padding == "same" else (0,)
-        self._manual = static is None
-        super().__init__(self.pool, self.step, static or 0)
+        static = self._keras_setup(pool_size, strides, padding, 1)
+        super().__init__(self.pool, self.step, static)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self._manual:
@@ -84,12 +89,8 @@ class AvgPool2d(_KerasPool, nn.AvgPool2d):
     """Keras AveragePooling2D: 'same' averages only the real (unpadded) pixels."""
 
     def __init__(self, pool_size: int | tuple[int, int] = 2, strides: int | tuple[int, int] | None = None, padding: str = "valid") -> None:
-        self.pool = _tuple(pool_size, 2)
-        self.step = _tuple(strides, 2) or self.pool
-        self.keras_padding = _check_padding(padding)
-        static = static_same_padding(self.pool, self.step, (1, 1)) if padding == "same" else (0, 0)
-        self._manual = static is None
-        super().__init__(self.pool, self.step, static or 0, count_include_pad=False)
+        static = self._keras_setup(pool_size, strides, padding, 2)
+        super().__init__(self.pool, self.step, static, count_include_pad=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self._manual:
@@ -101,12 +102,8 @@ class AvgPool1d(_KerasPool, nn.AvgPool1d):
     """Keras AveragePooling1D on (N, C, L)."""
 
     def __init__(self, pool_size: int = 2, strides: int | None = None, padding: str = "valid") -> None:
-        self.pool = _tuple(pool_size, 1)
-        self.step = _tuple(strides, 1) or self.pool
-        self.keras_padding = _check_padding(padding)
-        static = static_same_padding(self.pool, self.step, (1,)) if padding == "same" else (0,)
-        self._manual = static is None
-        super().__init__(self.pool, self.step, static or 0, count_include_pad=False)
+        static = self._keras_setup(pool_size, strides, padding, 1)
+        super().__init__(self.pool, self.step, static, count_include_pad=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self._manual:
