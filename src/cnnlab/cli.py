@@ -442,6 +442,7 @@ def evaluate_command(
     split: Annotated[Optional[str], typer.Option(help="train, test or val (default: test when the data has one).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
     png: Annotated[Optional[str], typer.Option(help="Confusion matrix PNG (default: RUN/evaluation/confusion-DATA.png).")] = None,
+    tta: Annotated[str, typer.Option(help="Test-time augmentation: none, flip or flip_translate.")] = "none",
 ) -> None:
     """Accuracy, top-1/top-5 error, per-class precision/recall/F1 and confusion matrix (or MAE/MSE)."""
     import json
@@ -456,7 +457,7 @@ def evaluate_command(
     chosen = split or ("test" if "test" in available_splits(data, root=data_root) else "train")
     imageset = open_dataset(data, split=chosen, root=data_root, image_size=tuple(pre["image_size"]), channels=int(pre["channels"]),
                             task=loaded.task)
-    result = evaluate_model(loaded, imageset)
+    result = evaluate_model(loaded, imageset, tta=tta)
     result["data"], result["split"] = data, chosen
     if loaded.task != "regression":
         target = Path(png) if png else Path(model) / "evaluation" / f"confusion-{Path(data).stem}-{chosen}.png"

@@ -51,6 +51,9 @@ def test_train_evaluate_predict_on_a_folder(tmp_path, capsys):
     assert np.asarray(result["confusion_matrix"]).sum() == 24
     assert result["top1_error"] == pytest.approx(1 - result["accuracy"])
     assert Path(result["confusion_png"]).read_bytes()[:4] == b"\x89PNG"
+    assert main(["evaluate", str(out), str(data), "--json", "--tta", "flip"]) == 0
+    assert json.loads(capsys.readouterr().out)["tta"] == "flip"
+    _assert_refused(capsys, ["evaluate", str(out), str(data), "--tta", "rotate"], "tta", "flip_translate")
     assert main(["predict", str(out), str(data / "dark"), "--json", "--top-k", "2"]) == 0
     records = json.loads(capsys.readouterr().out)
     assert len(records) == 12 and all(len(r["top"]) == 2 for r in records)
