@@ -112,7 +112,7 @@ class CnnlabPeer:
     """The trainer as ``cnnlab train`` builds it; ``epoch()`` trains one more epoch via ``fit``."""
 
     def __init__(self, model_name: str, train_set, val_set, batch_size: int, lr: float, device: torch.device,
-                 run_dir: Path) -> None:
+                 run_dir: Path, precision: str = "auto") -> None:
         from cnnlab.data.loader import BatchLoader, make_preprocessing
         from cnnlab.train import api
         from cnnlab.train import config as cfg
@@ -120,7 +120,7 @@ class CnnlabPeer:
         exp = cfg.load_experiment(None, {
             "data.source": "benchmark", "model": model_name, "batch_size": batch_size, "seed": 0,
             "optimizer.name": "sgd", "optimizer.lr": lr, "optimizer.momentum": 0.9, "out": str(run_dir),
-            "device": device.type,
+            "device": device.type, "precision": precision,
         })
         classes = len(train_set.classes)
         module, arch, described = api.build_model(model_name, {}, input_shape=train_set.image_shape, outputs=classes,
@@ -314,7 +314,8 @@ def run_case(case: str, batch_size: int, args: argparse.Namespace, keras_python:
     with tempfile.TemporaryDirectory(prefix="cnnlab-train-speed-") as tmp:
         peers: dict[str, object] = {}
         if "cnnlab" in args.peers:
-            peers["cnnlab"] = CnnlabPeer(model_name, train_set, val_set, batch_size, lr, device, Path(tmp) / "run")
+            peers["cnnlab"] = CnnlabPeer(model_name, train_set, val_set, batch_size, lr, device, Path(tmp) / "run",
+                                         args.precision)
         if "plain" in args.peers:
             peers["plain"] = PlainPeer(model_name, train_set, val_set, batch_size, lr, device, not args.plain_nchw)
         if "keras" in args.peers and keras_python is not None:
@@ -346,7 +347,7 @@ def run_case(case: str, batch_size: int, args: argparse.Namespace, keras_python:
     out = {
         "case": case, "model": model_name, "data": data, "batch_size": batch_size, "epochs": args.epochs,
         "train_images": len(train_set), "val_images": len(val_set), "device": str(device),
-        "torch_threads": torch.get_num_threads(), "plain_layout": "nchw" if args.plain_nchw else "channels_last",
+        "torch_threads": torch.get_num_threads(), "cnnlab_precision": args.precision, "plain_layout": "nchw" if args.plain_nchw else "channels_last",
         "images_per_s": {k: round(v, 1) for k, v in rate.items()},
         "val_accuracy": {k: round(rows[-1]["val_accuracy"], 4) for k, rows in epochs.items()},
         "epoch_seconds": {k: [round(r["seconds"], 3) for r in rows] for k, rows in epochs.items()},
@@ -435,6 +436,8 @@ def main() -> None:
     parser.add_argument("--val-limit", type=int, default=0, help="validate on a fixed random subset of this size")
     parser.add_argument("--peers", default="cnnlab,plain,keras")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                        help="cnnlab's precision (auto: bf16 on CUDA, fp32 on CPU); the plain loop stays as it is")
     parser.add_argument("--plain-nchw", action="store_true", help="plain loop in NCHW instead of channels-last")
     parser.add_argument("--data-root", default=os.environ.get("CNNLAB_BENCH_DATA", str(REPO.parent / "shared" / "data")))
     parser.add_argument("--keras-venv", default=str(REPO / ".venv-keras"))

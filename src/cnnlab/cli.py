@@ -368,6 +368,7 @@ _TRAIN_FLAGS = {
     "schedule.name": "--schedule", "loss.name": "--loss", "loss.label_smoothing": "--label-smoothing",
     "data.val_split": "--val-split", "augment": "--augment", "seed": "--seed", "out": "--out",
     "device": "--device", "checkpoint_every": "--checkpoint-every", "data.source": "DATA", "data.root": "--data",
+    "precision": "--precision",
 }
 
 
@@ -408,6 +409,7 @@ def train_command(
     config: Annotated[Optional[str], typer.Option(help="Experiment file (YAML/JSON); flags override it.")] = None,
     device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda, cuda:1 ...")] = None,
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the model.")] = False,
+    precision: Annotated[Optional[str], typer.Option(help="auto (bf16 on CUDA, fp32 on CPU), fp32 or bf16 (autocast; also fast on CPUs with AVX-512 BF16 / AMX).")] = None,
     checkpoint_every: Annotated[Optional[int], typer.Option("--checkpoint-every", help="Steps between mid-epoch states.")] = None,
     quiet: Annotated[int, typer.Option("--quiet", "-q", count=True, help="-q: one line per epoch; -qq: errors only.")] = 0,
 ) -> None:
@@ -424,7 +426,8 @@ def train_command(
                  "optimizer.weight_decay": weight_decay, "schedule.name": schedule, "loss.name": loss,
                  "loss.label_smoothing": label_smoothing, "data.val_split": val_split,
                  "augment": _parse_augment(augment), "seed": seed, "out": out, "device": device,
-                 "checkpoint_every": checkpoint_every, "compile": True if compile else None}
+                 "checkpoint_every": checkpoint_every, "compile": True if compile else None,
+                 "precision": precision}
     verbose = {0: 1, 1: 2}.get(quiet, 0)
     history = run_experiment(config, overrides, resume=resume, verbose=verbose, flags=_TRAIN_FLAGS,
                              say=lambda text: typer.echo(text))

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+import yaml
 from PIL import Image
 
 import cnnlab
@@ -104,3 +106,28 @@ def test_data_option_is_where_train_and_evaluate_look_for_built_in_sets(tmp_path
     message = capsys.readouterr().err
     assert f"{root / 'mnist'}" in message and "train-images-idx3-ubyte.gz" in message
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(("precision", "dtype"), [("bf16", torch.bfloat16), ("fp32", torch.float32),
+                                                  ("auto", torch.float32)])
+def test_precision_sets_the_convolutions_dtype_on_the_cpu_and_is_saved(precision, dtype, tmp_path, monkeypatch):
+    from cnnlab.train.trainer import Trainer
+
+    seen: set[torch.dtype] = set()
+    original = Trainer._train_step
+
+    def spy(self, x, y):
+        hooks = [m.register_forward_hook(lambda _m, _i, out: seen.add(out.dtype))
+                 for m in self.model.modules() if isinstance(m, torch.nn.Conv2d)]
+        try:
+            return original(self, x, y)
+        finally:
+            for hook in hooks:
+                hook.remove()
+
+    monkeypatch.setattr(Trainer, "_train_step", spy)
+    data = make_folder(tmp_path / "imgs")
+    assert main(["train", str(data), "--model", str(tiny_spec(tmp_path / "m.json", 2)), "--epochs", "1",
+                 "--batch-size", "8", "--out", str(tmp_path / "run"), "--precision", precision, "-qq"]) == 0
+    assert seen == {dtype}  # 'auto' is bf16 on CUDA only
+    assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["precision"] == precision

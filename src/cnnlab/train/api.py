@@ -299,6 +299,10 @@ def _fresh_run_dir(exp: cfg.Experiment) -> Path:
     return candidate
 
 
+# Experiment ``precision`` -> Trainer ``mixed_precision`` (None: bf16 on CUDA only).
+MIXED_PRECISION = {"auto": None, "fp32": False, "bf16": True}
+
+
 def default_loss(task: str, head: OutputHead) -> str:
     if task == "regression":
         return "mse"
@@ -363,7 +367,7 @@ def _make_trainer(exp, module, head, train, val, train_set, loss_name, metrics, 
     trainer = Trainer(module, loss, optimizer, schedule=schedule, metrics=metrics, callbacks=callbacks,
                       device=device, run_dir=run_dir, checkpoint_every=exp.checkpoint_every, verbose=verbose,
                       regularization=make_regularization(module), task=task, bundle_meta=meta,
-                      compile=exp.compile)
+                      compile=exp.compile, mixed_precision=MIXED_PRECISION[exp.precision])
     trainer.head = head
     return trainer
 

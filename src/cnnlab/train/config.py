@@ -127,6 +127,8 @@ class Experiment(Strict):
     checkpoint_every: int = Field(500, ge=0, description="steps between mid-epoch states (0: epoch ends only)")
     device: str = "auto"
     compile: bool = False
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="bf16 autocast ('auto': bf16 on CUDA, fp32 on the CPU)")
     out: str | None = None
 
 
