@@ -41,6 +41,7 @@ class _KerasConvMixin:
     kernel_size: tuple[int, ...]
     stride: tuple[int, ...]
     dilation: tuple[int, ...]
+    activation: nn.Module | None
 
     def _pad(self, x: torch.Tensor) -> torch.Tensor:
         if self.keras_padding == "same":
@@ -49,6 +50,13 @@ class _KerasConvMixin:
         if self.keras_padding == "causal":
             return F.pad(x, (self.dilation[0] * (self.kernel_size[0] - 1), 0))
         return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = super().forward(self._pad(x))  # type: ignore[misc]
+        return self.activation(y) if self.activation is not None else y
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", keras_padding={self.keras_padding!r}"  # type: ignore[misc]
 
 
 def _resolve_padding(padding: str, kernel: tuple[int, ...], stride: tuple[int, ...], dilation: tuple[int, ...], allowed: tuple[str, ...]) -> tuple[str, tuple[int, ...] | int]:
@@ -88,13 +96,6 @@ class Conv2d(_KerasConvMixin, nn.Conv2d):
         self.keras_padding = mode
         self.activation = activation
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = super().forward(self._pad(x))
-        return self.activation(y) if self.activation is not None else y
-
-    def extra_repr(self) -> str:
-        return super().extra_repr() + f", keras_padding={self.keras_padding!r}"
-
 
 class Conv1d(_KerasConvMixin, nn.Conv1d):
     """1-D convolution, input (N, C, L), Keras padding 'valid', 'same' or 'causal'."""
@@ -116,13 +117,6 @@ class Conv1d(_KerasConvMixin, nn.Conv1d):
         super().__init__(in_channels, out_channels, k, s, torch_padding, d, groups, bias)
         self.keras_padding = mode
         self.activation = activation
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = super().forward(self._pad(x))
-        return self.activation(y) if self.activation is not None else y
-
-    def extra_repr(self) -> str:
-        return super().extra_repr() + f", keras_padding={self.keras_padding!r}"
 
 
 class ConvTranspose2d(nn.ConvTranspose2d):
