@@ -141,6 +141,8 @@ def make_loss(
                 per = -(soft * F.log_softmax(logits, dim=-1)).sum(-1)
                 classes = soft.argmax(-1) if class_weight is not None else None
                 return weighted_mean(per, classes)
+            if class_weight is None:  # one fused op forward and backward: the common case
+                return F.cross_entropy(logits, target.long(), label_smoothing=smoothing)
             per = F.cross_entropy(logits, target.long(), reduction="none", label_smoothing=smoothing)
             return weighted_mean(per, target.long())
 

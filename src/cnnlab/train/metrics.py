@@ -55,54 +55,77 @@ def class_indices(target: torch.Tensor, outputs: torch.Tensor) -> torch.Tensor:
 class MetricTracker:
     """Running sums of loss and metrics over one epoch, kept on ``device``.
 
-    Per step: a handful of small device ops and no host<->device copy (the sample
-    count is a host integer), so on CUDA the host never waits for the device.
+    ``update`` only keeps references to the batch's (detached) loss, outputs and
+    targets: no op runs per step. Every ``fold_every`` batches, and whenever the
+    sums are read, the pending batches are scored together in a few batched ops
+    and added to the float64 sums in sample order (a running sum), so the result
+    does not depend on when it was read: a resumed epoch sums exactly like an
+    uninterrupted one (on the CPU). The sample count is a host integer, so on CUDA
+    the host never waits for the device.
     """
 
-    def __init__(self, names: Sequence[str], device: torch.device | str = "cpu") -> None:
+    def __init__(self, names: Sequence[str], device: torch.device | str = "cpu", fold_every: int = 64) -> None:
         self.names = canonical_metrics(names)
         self.device = torch.device(device)
+        self.fold_every = fold_every
         self.reset()
 
     def reset(self) -> None:
         # sums[0] = loss * n, then one slot per metric (sums over samples); count on the host.
         self.sums = torch.zeros(1 + len(self.names), dtype=torch.float64, device=self.device)
         self.count = 0
+        self._pending: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
 
-    @torch.no_grad()
     def update(self, loss: torch.Tensor, outputs: torch.Tensor, target: torch.Tensor) -> None:
         """Add one batch: ``loss`` the batch mean, ``outputs`` logits or regression values."""
-        n = outputs.shape[0]
-        self.count += n
-        outputs = outputs.detach().float()
-        parts = [loss.detach().float() * n]
-        for name in self.names:
-            parts.append(self._batch_sum(name, outputs, target))
-        self.sums += torch.stack(parts).to(self.device, torch.float64)
+        self.count += outputs.shape[0]
+        # the target is copied: a loader may refill the same buffer for the next batch
+        self._pending.append((loss.detach(), outputs.detach(), target.detach().clone()))
+        if len(self._pending) >= self.fold_every:
+            self._fold()
+
+    def _fold(self) -> None:
+        if not self._pending:
+            return
+        losses, outputs, targets = zip(*self._pending)
+        self._pending = []
+        sizes = torch.tensor([o.shape[0] for o in outputs], dtype=torch.float32).to(losses[0].device)
+        loss_sums = (torch.stack([loss.float() for loss in losses]) * sizes).to(self.device, torch.float64)
+        # Running sums in sample order (cumsum is sequential on the CPU): the same float64
+        # totals whatever the fold points were.
+        loss_total = torch.cat([self.sums[:1], loss_sums]).cumsum(0)[-1:]
+        if not self.names:
+            self.sums = loss_total
+            return
+        outputs_all, targets_all = torch.cat(outputs), torch.cat(targets)
+        per_sample = torch.stack([self._per_sample(name, outputs_all, targets_all) for name in self.names], 1)
+        metric_total = torch.cat([self.sums[None, 1:], per_sample.to(self.device, torch.float64)]).cumsum(0)[-1]
+        self.sums = torch.cat([loss_total, metric_total])
 
     @staticmethod
-    def _batch_sum(name: str, outputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """The metric summed over the batch, a float32 scalar on the outputs' device."""
+    def _per_sample(name: str, outputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The metric of each sample, (N,) float32 on the outputs' device."""
         flat = outputs.reshape(outputs.shape[0], -1)
         if name in ("mae", "mse"):
-            diff = flat - target.float().reshape(flat.shape)
+            diff = flat.float() - target.float().reshape(flat.shape)
             per = diff.abs() if name == "mae" else diff.square()
-            return per.mean(-1).sum()
+            return per.mean(-1)
         if flat.shape[1] == 1:  # one sigmoid unit: logit > 0 <=> probability > 0.5
             if name == "top5_accuracy":  # with two classes the top 5 always hits
-                return flat.new_full((), float(flat.shape[0]))
+                return flat.new_ones(flat.shape[0], dtype=torch.float32)
             predicted = (flat[:, 0] > 0).long()
             truth = target.reshape(-1).round().long()
-            return (predicted == truth).sum(dtype=torch.float32)
+            return (predicted == truth).float()
         truth = class_indices(target, outputs)
         if name == "accuracy":
-            return (flat.argmax(-1) == truth).sum(dtype=torch.float32)
+            return (flat.argmax(-1) == truth).float()
         k = min(5, flat.shape[1])
         top = flat.topk(k, dim=-1).indices
-        return (top == truth[:, None]).any(-1).sum(dtype=torch.float32)
+        return (top == truth[:, None]).any(-1).float()
 
     def compute(self, prefix: str = "") -> dict[str, float]:
         """Epoch means as Python floats (one device sync)."""
+        self._fold()
         values = self.sums.tolist()
         count = max(float(self.count), 1.0)
         out = {f"{prefix}loss": values[0] / count}
@@ -112,6 +135,7 @@ class MetricTracker:
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         """``sums`` = [loss * n, n, metric sums...] (float64, CPU), the saved-state layout."""
+        self._fold()
         sums = self.sums.detach().cpu()
         return {"sums": torch.cat([sums[:1], torch.tensor([float(self.count)], dtype=torch.float64), sums[1:]])}
 
@@ -119,3 +143,4 @@ class MetricTracker:
         saved = state["sums"].to(torch.float64)
         self.count = int(round(float(saved[1])))
         self.sums = torch.cat([saved[:1], saved[2:]]).to(self.device).clone()
+        self._pending = []

@@ -63,14 +63,19 @@ def make_optimizer(
     if not params:
         raise CnnlabError("the model has no trainable parameter (every layer is frozen)", where="model",
                           fix="unfreeze at least the head (trainable: true)")
+    # foreach=True: one multi-tensor kernel per update term instead of a Python loop over the
+    # parameters; torch picks it on CUDA only, but it is as exact on the CPU (bit-identical
+    # weights) and saves ~10 us a step there, which shows on small nets at small batches.
     if key == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay,
+                               foreach=True)
     if key == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, foreach=True)
     if key == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, foreach=True)
     # Keras's RMSprop: rho 0.9, epsilon 1e-7; torch's alpha is Keras's rho.
-    return torch.optim.RMSprop(params, lr=lr, alpha=0.9, eps=1e-7, momentum=momentum, weight_decay=weight_decay)
+    return torch.optim.RMSprop(params, lr=lr, alpha=0.9, eps=1e-7, momentum=momentum, weight_decay=weight_decay,
+                               foreach=True)
 
 
 class Schedule:
