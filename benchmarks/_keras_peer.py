@@ -10,8 +10,9 @@ three alike). Commands:
     {"cmd": "evaluate"}  -> {"val_accuracy": a}
     {"cmd": "quit"}
 
-Started as: python _keras_peer.py DATA.npz MODEL BATCH_SIZE LR [VAL_BATCH_SIZE]
-DATA.npz holds x_train, y_train, x_val, y_val (uint8 images N,H,W,C; int labels).
+Started as: python _keras_peer.py DATA.npz MODEL BATCH_SIZE LR [VAL_BATCH_SIZE [PRECISION]]
+PRECISION: fp32 (default) or bf16 (Keras's ``mixed_bfloat16`` policy, the output
+layer kept in float32 as Keras's mixed-precision guide asks). DATA.npz holds x_train, y_train, x_val, y_val (uint8 images N,H,W,C; int labels).
 """
 
 from __future__ import annotations
@@ -28,6 +29,12 @@ import numpy as np  # noqa: E402
 import keras  # noqa: E402
 from keras import layers  # noqa: E402
 
+OUTPUT_DTYPE = None  # "float32" under the mixed policy: softmax and loss in full precision
+
+
+def output_layer(classes):
+    return layers.Dense(classes, activation="softmax", dtype=OUTPUT_DTYPE)
+
 
 def mnist_3conv(shape, classes):
     return keras.Sequential([
@@ -35,7 +42,7 @@ def mnist_3conv(shape, classes):
         layers.Conv2D(32, 3, activation="relu"), layers.MaxPooling2D(),
         layers.Conv2D(64, 3, activation="relu"), layers.MaxPooling2D(),
         layers.Conv2D(128, 3, activation="relu"), layers.MaxPooling2D(),
-        layers.Flatten(), layers.Dense(classes, activation="softmax"),
+        layers.Flatten(), output_layer(classes),
     ])
 
 
@@ -44,7 +51,7 @@ def fashion_mnist_practice(shape, classes):
         keras.Input(shape),
         layers.Conv2D(32, 5, activation="relu"), layers.MaxPooling2D(2),
         layers.Conv2D(64, 5, activation="relu"), layers.MaxPooling2D(2),
-        layers.Flatten(), layers.Dense(classes, activation="softmax"),
+        layers.Flatten(), output_layer(classes),
     ])
 
 
@@ -72,7 +79,7 @@ def resnet20(shape, classes, depth=20):
                 )(x)
             x = layers.ReLU()(layers.Add()([x, y]))
     x = layers.GlobalAveragePooling2D()(x)
-    return keras.Model(inputs, layers.Dense(classes, activation="softmax")(x))
+    return keras.Model(inputs, output_layer(classes)(x))
 
 
 MODELS = {"mnist_3conv": mnist_3conv, "fashion_mnist_practice": fashion_mnist_practice, "resnet20": resnet20}
@@ -81,6 +88,11 @@ MODELS = {"mnist_3conv": mnist_3conv, "fashion_mnist_practice": fashion_mnist_pr
 def main() -> None:
     data_path, model_name, batch_size, lr = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
     val_batch = int(sys.argv[5]) if len(sys.argv) > 5 else 512
+    precision = sys.argv[6] if len(sys.argv) > 6 else "fp32"
+    if precision == "bf16":
+        global OUTPUT_DTYPE
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+        OUTPUT_DTYPE = "float32"
     keras.utils.set_random_seed(0)
     data = np.load(data_path)
     x_train = data["x_train"].astype("float32") / 255.0
@@ -96,7 +108,8 @@ def main() -> None:
     model.fit(x_train[: batch_size * 5], y_train[: batch_size * 5], batch_size=batch_size, epochs=1, verbose=0,
               validation_data=(x_val[:val_batch], y_val[:val_batch]), validation_batch_size=val_batch)
     model.set_weights(initial)
-    print(json.dumps({"ready": True, "params": int(model.count_params())}), flush=True)
+    print(json.dumps({"ready": True, "params": int(model.count_params()),
+                      "policy": keras.mixed_precision.global_policy().name}), flush=True)
     for line in sys.stdin:
         command = json.loads(line)["cmd"]
         if command == "epoch":

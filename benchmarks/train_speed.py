@@ -7,11 +7,12 @@ learning rate), data and number of steps:
 - ``cnnlab``: the public :class:`cnnlab.train.trainer.Trainer` built exactly as
   ``cnnlab train`` / ``cnnlab.fit`` builds it (default callbacks: CSVLogger,
   TerminateOnNaN, ModelCheckpoint of the best epoch; a state file every 500 steps
-  and at every epoch end; the final bundle; progress in quiet mode; metrics
-  accuracy + top-5), fed by ``cnnlab.data.BatchLoader``;
+  and at every epoch end; the final bundle; progress in quiet mode; training
+  loss and accuracy), fed by ``cnnlab.data.BatchLoader``;
 - ``plain``: a hand-written loop over tensors in memory (``model(x)``,
-  ``F.cross_entropy``, ``loss.backward()``, ``opt.step()``) on the SAME model
-  class from the zoo, with its final softmax replaced by an identity;
+  ``F.cross_entropy``, ``loss.backward()``, ``opt.step()``, training loss and
+  accuracy summed on the device) on the SAME model class from the zoo, with its
+  final softmax replaced by an identity;
 - ``keras``: Keras 3 on TensorFlow-CPU, ``model.fit`` one epoch at a time in a
   peer process (``_keras_peer.py``) inside its own virtual environment, made on
   first use.
@@ -129,7 +130,7 @@ class CnnlabPeer:
         self.train = BatchLoader(train_set, batch_size, shuffle=True, seed=0, device=device, preprocessing=preprocessing)
         self.val = BatchLoader(val_set, max(batch_size, 256), shuffle=False, device=device, preprocessing=preprocessing)
         head = api.check_output(module, self.train, "classification", classes, described)
-        metrics = ["accuracy", "top5_accuracy"] if classes > 5 else ["accuracy"]
+        metrics = ["accuracy"]  # the same work as the other peers: training loss and accuracy
         run_dir.mkdir(parents=True, exist_ok=True)
         self.trainer = api._make_trainer(exp, module, head, self.train, self.val, train_set,
                                          api.default_loss("classification", head), metrics, run_dir, device, 0,
@@ -167,13 +168,14 @@ class PlainPeer:
     """A competent user's loop: tensors in memory, model(x), loss.backward(), opt.step()."""
 
     def __init__(self, model_name: str, train_set, val_set, batch_size: int, lr: float, device: torch.device,
-                 channels_last: bool = True) -> None:
+                 channels_last: bool = True, bf16: bool = False) -> None:
         x, y = as_arrays(train_set)
         xv, yv = as_arrays(val_set)
         # (N, H, W, C) uint8 -> (N, C, H, W) float in [0, 1], NCHW-contiguous.
         to_nchw = lambda a: torch.from_numpy(a).permute(0, 3, 1, 2).contiguous().float().div(255.0)  # noqa: E731
         self.device = device
         self.cuda = device.type == "cuda"
+        self.bf16 = bf16
         self.x, self.y = to_nchw(x).to(device), torch.from_numpy(y).to(device)
         self.xv, self.yv = to_nchw(xv).to(device), torch.from_numpy(yv).to(device)
         model = make_model(model_name, train_set.image_shape, len(train_set.classes))
@@ -188,13 +190,14 @@ class PlainPeer:
         self.generator = torch.Generator().manual_seed(0)
 
     def _autocast(self):
-        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.cuda)
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
 
     def epoch(self) -> dict[str, float]:
         start = time.perf_counter()
         self.model.train()
         order = torch.randperm(len(self.x), generator=self.generator).to(self.device)
         total = torch.zeros((), device=self.device)
+        correct = torch.zeros((), dtype=torch.long, device=self.device)
         for i in range(0, len(order), self.batch_size):
             index = order[i:i + self.batch_size]
             xb, yb = self.x[index], self.y[index]
@@ -207,10 +210,11 @@ class PlainPeer:
             loss.backward()
             self.opt.step()
             total += loss.detach() * len(index)
+            correct += (out.detach().argmax(1) == yb).sum()  # training accuracy, as Keras and cnnlab report
         accuracy = self.evaluate()
         seconds = time.perf_counter() - start
         return {"seconds": seconds, "images": len(self.x), "loss": float(total) / len(self.x),
-                "val_accuracy": accuracy}
+                "accuracy": int(correct) / len(self.x), "val_accuracy": accuracy}
 
     @torch.inference_mode()
     def evaluate(self) -> float:
@@ -243,13 +247,14 @@ class KerasPeer:
     """``_keras_peer.py`` in the Keras venv, one ``model.fit`` epoch per request (JSON lines)."""
 
     def __init__(self, python: Path, model_name: str, train_set, val_set, batch_size: int, lr: float,
-                 workdir: Path) -> None:
+                 workdir: Path, precision: str = "fp32") -> None:
         x, y = as_arrays(train_set)
         xv, yv = as_arrays(val_set)
         data = workdir / "keras-data.npz"
         np.savez(data, x_train=x, y_train=y, x_val=xv, y_val=yv)
         self.process = subprocess.Popen(
-            [str(python), str(PEER), str(data), model_name, str(batch_size), str(lr), str(max(batch_size, 256))],
+            [str(python), str(PEER), str(data), model_name, str(batch_size), str(lr), str(max(batch_size, 256)),
+             precision],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
         ready = self._read()
         self.params = ready.get("params")
@@ -274,7 +279,7 @@ class KerasPeer:
 # ------------------------------------------------------------------------------ runs
 
 
-def warm_up(model_name: str, train_set, val_set, batch_size: int, device: torch.device) -> None:
+def warm_up(model_name: str, train_set, val_set, batch_size: int, device: torch.device, bf16: bool = False) -> None:
     """Steps of a throwaway model at every batch shape the epochs will see (full and last partial
     batches, training and validation): oneDNN / cuDNN build their kernels outside the timed epochs."""
     model = make_model(model_name, train_set.image_shape, len(train_set.classes)).to(device)
@@ -286,7 +291,7 @@ def warm_up(model_name: str, train_set, val_set, batch_size: int, device: torch.
     val_batch = max(batch_size, 256)
     train_sizes = {batch_size, len(train_set) % batch_size} - {0}
     val_sizes = {min(val_batch, len(val_set)), len(val_set) % val_batch} - {0}
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16 or device.type == "cuda")
     for size in sorted(train_sizes):
         x = x_all[:size]
         y = torch.zeros(len(x), dtype=torch.long, device=device)
@@ -306,20 +311,34 @@ def warm_up(model_name: str, train_set, val_set, batch_size: int, device: torch.
         torch.cuda.synchronize()
 
 
+def plain_bf16(args: argparse.Namespace, device: torch.device) -> bool:
+    """The plain loop runs at cnnlab's precision (the same work) unless --plain-precision says otherwise."""
+    from cnnlab.train.api import MIXED_PRECISION
+
+    choice = args.precision if args.plain_precision == "same" else args.plain_precision
+    mixed = MIXED_PRECISION[choice]
+    return device.type == "cuda" if mixed is None else mixed
+
+
 def run_case(case: str, batch_size: int, args: argparse.Namespace, keras_python: Path | None) -> dict:
+    from cnnlab.train import api
     model_name, data, lr = CASES[case]
     device = torch.device(args.device)
     train_set, val_set = load_sets(data, args.data_root, args.train_limit, args.val_limit)
-    warm_up(model_name, train_set, val_set, batch_size, device)
+    cnnlab_mixed = api.MIXED_PRECISION[args.precision]
+    for bf16 in {plain_bf16(args, device), device.type == "cuda" if cnnlab_mixed is None else cnnlab_mixed}:
+        warm_up(model_name, train_set, val_set, batch_size, device, bf16)
     with tempfile.TemporaryDirectory(prefix="cnnlab-train-speed-") as tmp:
         peers: dict[str, object] = {}
         if "cnnlab" in args.peers:
             peers["cnnlab"] = CnnlabPeer(model_name, train_set, val_set, batch_size, lr, device, Path(tmp) / "run",
                                          args.precision)
         if "plain" in args.peers:
-            peers["plain"] = PlainPeer(model_name, train_set, val_set, batch_size, lr, device, not args.plain_nchw)
+            peers["plain"] = PlainPeer(model_name, train_set, val_set, batch_size, lr, device, not args.plain_nchw,
+                                       bf16=plain_bf16(args, device))
         if "keras" in args.peers and keras_python is not None:
-            peers["keras"] = KerasPeer(keras_python, model_name, train_set, val_set, batch_size, lr, Path(tmp))
+            peers["keras"] = KerasPeer(keras_python, model_name, train_set, val_set, batch_size, lr, Path(tmp),
+                                       args.keras_precision)
         epochs: dict[str, list[dict]] = {name: [] for name in peers}
         load_before = os.getloadavg()[0]
 
@@ -347,7 +366,8 @@ def run_case(case: str, batch_size: int, args: argparse.Namespace, keras_python:
     out = {
         "case": case, "model": model_name, "data": data, "batch_size": batch_size, "epochs": args.epochs,
         "train_images": len(train_set), "val_images": len(val_set), "device": str(device),
-        "torch_threads": torch.get_num_threads(), "cnnlab_precision": args.precision, "plain_layout": "nchw" if args.plain_nchw else "channels_last",
+        "torch_threads": torch.get_num_threads(), "cnnlab_precision": args.precision, "plain_bf16": plain_bf16(args, device),
+        "keras_precision": args.keras_precision if "keras" in peers else None, "plain_layout": "nchw" if args.plain_nchw else "channels_last",
         "images_per_s": {k: round(v, 1) for k, v in rate.items()},
         "val_accuracy": {k: round(rows[-1]["val_accuracy"], 4) for k, rows in epochs.items()},
         "epoch_seconds": {k: [round(r["seconds"], 3) for r in rows] for k, rows in epochs.items()},
@@ -437,7 +457,11 @@ def main() -> None:
     parser.add_argument("--peers", default="cnnlab,plain,keras")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
-                        help="cnnlab's precision (auto: bf16 on CUDA, fp32 on CPU); the plain loop stays as it is")
+                        help="cnnlab's precision (auto: bf16 on CUDA, fp32 on CPU)")
+    parser.add_argument("--plain-precision", default="same", choices=["same", "auto", "fp32", "bf16"],
+                        help="the plain loop's precision (same: cnnlab's)")
+    parser.add_argument("--keras-precision", default="fp32", choices=["fp32", "bf16"],
+                        help="Keras's precision: fp32 (its default) or bf16 (the mixed_bfloat16 policy)")
     parser.add_argument("--plain-nchw", action="store_true", help="plain loop in NCHW instead of channels-last")
     parser.add_argument("--data-root", default=os.environ.get("CNNLAB_BENCH_DATA", str(REPO.parent / "shared" / "data")))
     parser.add_argument("--keras-venv", default=str(REPO / ".venv-keras"))
