@@ -314,19 +314,22 @@ def warm_up(model_name: str, train_set, val_set, batch_size: int, device: torch.
 def plain_bf16(args: argparse.Namespace, device: torch.device) -> bool:
     """The plain loop runs at cnnlab's precision (the same work) unless --plain-precision says otherwise."""
     from cnnlab.train.api import MIXED_PRECISION
+    from cnnlab.train.trainer import auto_mixed_precision
 
     choice = args.precision if args.plain_precision == "same" else args.plain_precision
     mixed = MIXED_PRECISION[choice]
-    return device.type == "cuda" if mixed is None else mixed
+    return auto_mixed_precision(device) if mixed is None else mixed
 
 
 def run_case(case: str, batch_size: int, args: argparse.Namespace, keras_python: Path | None) -> dict:
     from cnnlab.train import api
+    from cnnlab.train.trainer import auto_mixed_precision
     model_name, data, lr = CASES[case]
     device = torch.device(args.device)
     train_set, val_set = load_sets(data, args.data_root, args.train_limit, args.val_limit)
     cnnlab_mixed = api.MIXED_PRECISION[args.precision]
-    for bf16 in {plain_bf16(args, device), device.type == "cuda" if cnnlab_mixed is None else cnnlab_mixed}:
+    cnnlab_bf16 = auto_mixed_precision(device) if cnnlab_mixed is None else cnnlab_mixed
+    for bf16 in {plain_bf16(args, device), cnnlab_bf16}:
         warm_up(model_name, train_set, val_set, batch_size, device, bf16)
     with tempfile.TemporaryDirectory(prefix="cnnlab-train-speed-") as tmp:
         peers: dict[str, object] = {}
@@ -348,9 +351,12 @@ def run_case(case: str, batch_size: int, args: argparse.Namespace, keras_python:
                 f"{result['images'] / result['seconds']:.0f} img/s val_acc {result['val_accuracy']:.4f}")
 
         def others(epoch: int) -> None:
-            for name, peer in peers.items():
-                if name != "cnnlab":
-                    note(name, epoch, peer.epoch())
+            # The other peers' order turns every epoch, so that none always follows the same
+            # peer (TensorFlow's thread pool, say, winding down after a Keras epoch).
+            names = [name for name in peers if name != "cnnlab"]
+            shift = epoch % len(names) if names else 0
+            for name in names[shift:] + names[:shift]:
+                note(name, epoch, peers[name].epoch())
 
         try:
             if "cnnlab" in peers:  # cnnlab's epoch k, then the others' epoch k, ...
@@ -366,7 +372,7 @@ def run_case(case: str, batch_size: int, args: argparse.Namespace, keras_python:
     out = {
         "case": case, "model": model_name, "data": data, "batch_size": batch_size, "epochs": args.epochs,
         "train_images": len(train_set), "val_images": len(val_set), "device": str(device),
-        "torch_threads": torch.get_num_threads(), "cnnlab_precision": args.precision, "plain_bf16": plain_bf16(args, device),
+        "torch_threads": torch.get_num_threads(), "cnnlab_precision": args.precision, "cnnlab_bf16": cnnlab_bf16, "plain_bf16": plain_bf16(args, device),
         "keras_precision": args.keras_precision if "keras" in peers else None, "plain_layout": "nchw" if args.plain_nchw else "channels_last",
         "images_per_s": {k: round(v, 1) for k, v in rate.items()},
         "val_accuracy": {k: round(rows[-1]["val_accuracy"], 4) for k, rows in epochs.items()},
@@ -393,9 +399,9 @@ def run_case(case: str, batch_size: int, args: argparse.Namespace, keras_python:
 # ------------------------------------------------------------------ machine, profile
 
 
-def matmul_gflops(n: int = 2048, repeats: int = 10) -> float:
-    """fp32 GFLOP/s of an n x n x n torch matmul (median of ``repeats``)."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def matmul_gflops(n: int = 2048, repeats: int = 10, dtype: torch.dtype = torch.float32) -> float:
+    """GFLOP/s of an n x n x n torch matmul in ``dtype`` (median of ``repeats``)."""
+    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
     for _ in range(2):
         a @ b
     times = []
@@ -422,29 +428,73 @@ def model_flops(model_name: str, shape: tuple[int, int, int]) -> dict[str, float
 
 def machine_report() -> None:
     shapes = {"mnist_3conv": (28, 28, 1), "fashion_mnist_practice": (28, 28, 1), "resnet20": (32, 32, 3)}
-    print(json.dumps({"measure": "matmul_fp32", "n": 2048, "threads": torch.get_num_threads(),
-                      "gflops": round(matmul_gflops(), 1), "load_avg_1m": round(os.getloadavg()[0], 2)}), flush=True)
+    for dtype in (torch.float32, torch.bfloat16):
+        print(json.dumps({"measure": f"matmul_{str(dtype).split('.')[-1]}", "n": 2048,
+                          "threads": torch.get_num_threads(), "gflops": round(matmul_gflops(dtype=dtype), 1),
+                          "load_avg_1m": round(os.getloadavg()[0], 2)}), flush=True)
     for name, shape in shapes.items():
         print(json.dumps({"measure": "flops_per_image", "model": name,
                           **{k: round(v) for k, v in model_flops(name, shape).items()}}), flush=True)
 
 
+# Profiler op name -> where its time belongs (first match wins; self CPU time).
+OP_GROUPS = (
+    ("convolution (oneDNN)", ("convolution", "mkldnn_conv", "conv2d")),
+    ("matmul / linear (oneDNN)", ("addmm", "mm", "linear")),
+    ("pooling", ("pool",)),
+    ("activation", ("relu", "threshold")),
+    ("batch norm", ("batch_norm",)),
+    ("optimizer", ("_foreach", "sgd", "adam")),
+    ("loss", ("cross_entropy", "log_softmax", "nll_loss")),
+    ("bf16 casts, copies, layout", ("to_copy", "copy_", "_to_copy", "contiguous", "clone", "to")),
+    ("gather / index", ("index",)),
+)
+
+
+def op_group(name: str) -> str:
+    key = name.lower()
+    for group, needles in OP_GROUPS:
+        if any(needle in key for needle in needles):
+            return group
+    return "other ops"
+
+
 def profile(case: str, batch_size: int, args: argparse.Namespace) -> None:
-    """torch.profiler over one cnnlab epoch and one plain epoch: where the time goes."""
+    """torch.profiler over one cnnlab epoch and one plain epoch: where the time goes.
+
+    Prints the profiler's table per peer (stderr) and one JSON line per peer: the
+    epoch's seconds and the share of self CPU time of each op group (OP_GROUPS)."""
     from torch.profiler import ProfilerActivity, profile as torch_profile
+
+    from cnnlab.train import api
+    from cnnlab.train.trainer import auto_mixed_precision
 
     model_name, data, lr = CASES[case]
     device = torch.device(args.device)
     train_set, val_set = load_sets(data, args.data_root, args.train_limit, args.val_limit)
-    warm_up(model_name, train_set, val_set, batch_size, device)
+    mixed = api.MIXED_PRECISION[args.precision]
+    cnnlab_bf16 = auto_mixed_precision(device) if mixed is None else mixed
+    for bf16 in {plain_bf16(args, device), cnnlab_bf16}:
+        warm_up(model_name, train_set, val_set, batch_size, device, bf16)
     with tempfile.TemporaryDirectory(prefix="cnnlab-profile-") as tmp:
-        peers = {"cnnlab": CnnlabPeer(model_name, train_set, val_set, batch_size, lr, device, Path(tmp) / "run"),
-                 "plain": PlainPeer(model_name, train_set, val_set, batch_size, lr, device)}
+        peers = {"cnnlab": CnnlabPeer(model_name, train_set, val_set, batch_size, lr, device, Path(tmp) / "run",
+                                      args.precision),
+                 "plain": PlainPeer(model_name, train_set, val_set, batch_size, lr, device,
+                                    bf16=plain_bf16(args, device))}
         for name, peer in peers.items():
             with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
                 result = peer.run(1, lambda epoch: None)[0] if name == "cnnlab" else peer.epoch()
             log(f"== {name}: {result['seconds']:.2f}s")
             log(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.profile_rows))
+            groups: dict[str, float] = {}
+            for event in prof.key_averages():
+                groups[op_group(event.key)] = groups.get(op_group(event.key), 0.0) + event.self_cpu_time_total
+            total = sum(groups.values())
+            print(json.dumps({"profile": case, "peer": name, "batch_size": batch_size, "bf16": name == "cnnlab"
+                              and cnnlab_bf16 or name == "plain" and plain_bf16(args, device),
+                              "epoch_seconds": round(result["seconds"], 3),
+                              "self_cpu_share": {k: round(v / total, 3) for k, v in
+                                                 sorted(groups.items(), key=lambda kv: -kv[1])}}), flush=True)
 
 
 def main() -> None:
@@ -457,7 +507,7 @@ def main() -> None:
     parser.add_argument("--peers", default="cnnlab,plain,keras")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
-                        help="cnnlab's precision (auto: bf16 on CUDA, fp32 on CPU)")
+                        help="cnnlab's precision (auto: bf16 on CUDA and on CPUs with native bf16, else fp32)")
     parser.add_argument("--plain-precision", default="same", choices=["same", "auto", "fp32", "bf16"],
                         help="the plain loop's precision (same: cnnlab's)")
     parser.add_argument("--keras-precision", default="fp32", choices=["fp32", "bf16"],

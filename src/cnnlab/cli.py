@@ -409,7 +409,7 @@ def train_command(
     config: Annotated[Optional[str], typer.Option(help="Experiment file (YAML/JSON); flags override it.")] = None,
     device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda, cuda:1 ...")] = None,
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the model.")] = False,
-    precision: Annotated[Optional[str], typer.Option(help="auto (bf16 on CUDA, fp32 on CPU), fp32 or bf16 (autocast; also fast on CPUs with AVX-512 BF16 / AMX).")] = None,
+    precision: Annotated[Optional[str], typer.Option(help="auto (bf16 autocast on CUDA and on CPUs with AVX-512 BF16 / AMX, else fp32), fp32 or bf16.")] = None,
     checkpoint_every: Annotated[Optional[int], typer.Option("--checkpoint-every", help="Steps between mid-epoch states.")] = None,
     quiet: Annotated[int, typer.Option("--quiet", "-q", count=True, help="-q: one line per epoch; -qq: errors only.")] = 0,
 ) -> None:

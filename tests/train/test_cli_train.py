@@ -109,9 +109,12 @@ def test_data_option_is_where_train_and_evaluate_look_for_built_in_sets(tmp_path
 
 
 @pytest.mark.parametrize(("precision", "dtype"), [("bf16", torch.bfloat16), ("fp32", torch.float32),
-                                                  ("auto", torch.float32)])
+                                                  ("auto", None)])
 def test_precision_sets_the_convolutions_dtype_on_the_cpu_and_is_saved(precision, dtype, tmp_path, monkeypatch):
-    from cnnlab.train.trainer import Trainer
+    from cnnlab.train.trainer import Trainer, cpu_has_native_bf16
+
+    if dtype is None:  # 'auto': bf16 where the CPU multiplies bf16 in hardware, else fp32
+        dtype = torch.bfloat16 if cpu_has_native_bf16() else torch.float32
 
     seen: set[torch.dtype] = set()
     original = Trainer._train_step
@@ -129,5 +132,21 @@ def test_precision_sets_the_convolutions_dtype_on_the_cpu_and_is_saved(precision
     data = make_folder(tmp_path / "imgs")
     assert main(["train", str(data), "--model", str(tiny_spec(tmp_path / "m.json", 2)), "--epochs", "1",
                  "--batch-size", "8", "--out", str(tmp_path / "run"), "--precision", precision, "-qq"]) == 0
-    assert seen == {dtype}  # 'auto' is bf16 on CUDA only
+    assert seen == {dtype}
     assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["precision"] == precision
+    saved = json.loads((tmp_path / "run" / "model.json").read_text())["training_precision"]
+    assert saved == {torch.bfloat16: "bf16", torch.float32: "fp32"}[dtype]
+
+
+def test_native_bf16_is_read_from_the_cpu_flags(tmp_path):
+    from cnnlab.train.trainer import cpu_has_native_bf16
+
+    zen5 = tmp_path / "zen5"
+    zen5.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16 avx512_vnni\n")
+    sapphire = tmp_path / "spr"
+    sapphire.write_text("flags\t\t: avx512f amx_bf16 amx_tile\n")
+    skylake = tmp_path / "skl"
+    skylake.write_text("flags\t\t: avx2 avx512f avx512bw avx512_vnni\n")
+    assert cpu_has_native_bf16(zen5) and cpu_has_native_bf16(sapphire)
+    assert not cpu_has_native_bf16(skylake)
+    assert not cpu_has_native_bf16(tmp_path / "missing")

@@ -283,7 +283,8 @@ def run_experiment(config_path: str | Path | None, overrides: Mapping[str, Any],
         if split_record is not None:
             atomic_write_text(run_dir / SPLIT_FILE, json.dumps(split_record) + "\n")
     if verbose:
-        say(f"run folder: {run_dir}")
+        precision = "bf16 autocast" if trainer.mixed_precision else "fp32"
+        say(f"run folder: {run_dir} ({trainer.device.type}, {precision})")
     rows = trainer.fit(train, val, epochs=exp.epochs, resume=resume is not None)
     return History(rows, run_dir, trainer.model.eval(), picked)
 
@@ -299,7 +300,7 @@ def _fresh_run_dir(exp: cfg.Experiment) -> Path:
     return candidate
 
 
-# Experiment ``precision`` -> Trainer ``mixed_precision`` (None: bf16 on CUDA only).
+# Experiment ``precision`` -> Trainer ``mixed_precision`` (None: bf16 on CUDA and on CPUs with native bf16).
 MIXED_PRECISION = {"auto": None, "fp32": False, "bf16": True}
 
 
@@ -368,6 +369,7 @@ def _make_trainer(exp, module, head, train, val, train_set, loss_name, metrics, 
                       device=device, run_dir=run_dir, checkpoint_every=exp.checkpoint_every, verbose=verbose,
                       regularization=make_regularization(module), task=task, bundle_meta=meta,
                       compile=exp.compile, mixed_precision=MIXED_PRECISION[exp.precision])
+    trainer.bundle_meta["training_precision"] = "bf16" if trainer.mixed_precision else "fp32"
     trainer.head = head
     return trainer
 

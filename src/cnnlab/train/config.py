@@ -128,7 +128,7 @@ class Experiment(Strict):
     device: str = "auto"
     compile: bool = False
     precision: Literal["auto", "fp32", "bf16"] = Field(
-        "auto", description="bf16 autocast ('auto': bf16 on CUDA, fp32 on the CPU)")
+        "auto", description="bf16 autocast ('auto': bf16 on CUDA and on CPUs with AVX-512 BF16 / AMX, else fp32)")
     out: str | None = None
 
 

@@ -5,8 +5,10 @@ the loss and metrics are summed on the device (:class:`MetricTracker`) and read
 once per epoch (and by the progress bar every half second at most). Image
 models run with channels-last weights and inputs on every device (on this
 project's 2-core CPU oneDNN's channels-last convolutions and poolings train the
-zoo's nets 10-40% faster than NCHW; see benchmarks/RESULTS.md); on CUDA it runs
-under bf16 autocast too; ``compile=True`` wraps the model in ``torch.compile``.
+zoo's nets 10-40% faster than NCHW; see benchmarks/RESULTS.md). By default
+(``mixed_precision=None``) it trains under bf16 autocast on CUDA and on CPUs that
+multiply bf16 in hardware (AVX-512 BF16, AMX), fp32 elsewhere; evaluation of a saved
+bundle is always fp32. ``compile=True`` wraps the model in ``torch.compile``.
 
 Nothing is lost: every ``checkpoint_every`` steps and at every epoch end the
 whole state (weights, optimiser, schedule, callbacks, metric sums, history,
@@ -17,6 +19,7 @@ ends with the same weights and history as a run never interrupted.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import nullcontext
@@ -39,6 +42,23 @@ class Loader(Protocol):
     def __iter__(self) -> Any: ...
 
     def __len__(self) -> int: ...
+
+
+@functools.cache
+def cpu_has_native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """True where the CPU multiplies bf16 in hardware (AVX-512 BF16 or AMX, read from
+    /proc/cpuinfo): there oneDNN's bf16 convolutions run ~1.4-2x its fp32 ones. Elsewhere
+    (or where there is no /proc/cpuinfo) bf16 is emulated and slower, so ``auto`` stays fp32."""
+    try:
+        flags = cpuinfo.read_text()
+    except OSError:
+        return False
+    return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))
+
+
+def auto_mixed_precision(device: torch.device) -> bool:
+    """What ``precision: auto`` means: bf16 autocast on CUDA and on CPUs with native bf16."""
+    return device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16())
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
@@ -95,7 +115,7 @@ class Trainer:
         self.task = task
         self.bundle_meta = dict(bundle_meta or {})
         self.extra_state = dict(extra_state or {})
-        self.mixed_precision = self.cuda if mixed_precision is None else mixed_precision
+        self.mixed_precision = auto_mixed_precision(self.device) if mixed_precision is None else mixed_precision
         self.console = console
         self.history: list[dict[str, float]] = []
         self.stop_training = False
