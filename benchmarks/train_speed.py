@@ -442,7 +442,7 @@ OP_GROUPS = (
     ("convolution (oneDNN)", ("convolution", "mkldnn_conv", "conv2d")),
     ("matmul / linear (oneDNN)", ("addmm", "mm", "linear")),
     ("pooling", ("pool",)),
-    ("activation", ("relu", "threshold")),
+    ("activation", ("relu", "threshold", "clamp")),
     ("batch norm", ("batch_norm",)),
     ("optimizer", ("_foreach", "sgd", "adam")),
     ("loss", ("cross_entropy", "log_softmax", "nll_loss")),
