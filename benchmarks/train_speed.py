@@ -314,21 +314,19 @@ def warm_up(model_name: str, train_set, val_set, batch_size: int, device: torch.
 def plain_bf16(args: argparse.Namespace, device: torch.device) -> bool:
     """The plain loop runs at cnnlab's precision (the same work) unless --plain-precision says otherwise."""
     from cnnlab.train.api import MIXED_PRECISION
-    from cnnlab.train.trainer import auto_mixed_precision
+    from cnnlab.train.trainer import uses_bf16
 
     choice = args.precision if args.plain_precision == "same" else args.plain_precision
-    mixed = MIXED_PRECISION[choice]
-    return auto_mixed_precision(device) if mixed is None else mixed
+    return uses_bf16(MIXED_PRECISION[choice], device)
 
 
 def run_case(case: str, batch_size: int, args: argparse.Namespace, keras_python: Path | None) -> dict:
     from cnnlab.train import api
-    from cnnlab.train.trainer import auto_mixed_precision
+    from cnnlab.train.trainer import uses_bf16
     model_name, data, lr = CASES[case]
     device = torch.device(args.device)
     train_set, val_set = load_sets(data, args.data_root, args.train_limit, args.val_limit)
-    cnnlab_mixed = api.MIXED_PRECISION[args.precision]
-    cnnlab_bf16 = auto_mixed_precision(device) if cnnlab_mixed is None else cnnlab_mixed
+    cnnlab_bf16 = uses_bf16(api.MIXED_PRECISION[args.precision], device)
     for bf16 in {plain_bf16(args, device), cnnlab_bf16}:
         warm_up(model_name, train_set, val_set, batch_size, device, bf16)
     with tempfile.TemporaryDirectory(prefix="cnnlab-train-speed-") as tmp:
@@ -467,13 +465,12 @@ def profile(case: str, batch_size: int, args: argparse.Namespace) -> None:
     from torch.profiler import ProfilerActivity, profile as torch_profile
 
     from cnnlab.train import api
-    from cnnlab.train.trainer import auto_mixed_precision
+    from cnnlab.train.trainer import uses_bf16
 
     model_name, data, lr = CASES[case]
     device = torch.device(args.device)
     train_set, val_set = load_sets(data, args.data_root, args.train_limit, args.val_limit)
-    mixed = api.MIXED_PRECISION[args.precision]
-    cnnlab_bf16 = auto_mixed_precision(device) if mixed is None else mixed
+    cnnlab_bf16 = uses_bf16(api.MIXED_PRECISION[args.precision], device)
     for bf16 in {plain_bf16(args, device), cnnlab_bf16}:
         warm_up(model_name, train_set, val_set, batch_size, device, bf16)
     with tempfile.TemporaryDirectory(prefix="cnnlab-profile-") as tmp:

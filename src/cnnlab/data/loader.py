@@ -234,19 +234,17 @@ class BatchLoader:
     def _batch(self, idx: np.ndarray, index: Tensor, epoch: int, batch_index: int) -> tuple[Tensor, Tensor]:
         y = self.targets[index]
         if self._floats is not None:
+            x = self._floats[index]  # already scaled, and standardised when there is no augmentation
             if self.augment is None:
-                return self._floats[index], y
-            generator = torch.Generator().manual_seed(_epoch_seed(self.seed, epoch, batch_index, 1))
-            return self._normalize(self.augment(self._floats[index], generator), from_unit=True), y
-        if self._images is not None:
-            raw = self._images[index]
+                return x, y
         else:
-            raw = self._to_device(torch.from_numpy(self.imageset.gather(idx)).permute(0, 3, 1, 2))
-        if self.augment is None:
-            return self._normalize(raw, from_unit=False), y
+            raw = self._images[index] if self._images is not None else \
+                self._to_device(torch.from_numpy(self.imageset.gather(idx)).permute(0, 3, 1, 2))
+            if self.augment is None:
+                return self._normalize(raw, from_unit=False), y
+            x = raw.float().div_(255.0)
         generator = torch.Generator().manual_seed(_epoch_seed(self.seed, epoch, batch_index, 1))
-        x = self.augment(raw.float().div_(255.0), generator)
-        return self._normalize(x, from_unit=True), y
+        return self._normalize(self.augment(x, generator), from_unit=True), y
 
     def _normalize(self, x: Tensor, *, from_unit: bool) -> Tensor:
         """:func:`normalize` with mean / std kept on the device (no copy per batch)."""

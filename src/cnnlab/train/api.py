@@ -283,8 +283,7 @@ def run_experiment(config_path: str | Path | None, overrides: Mapping[str, Any],
         if split_record is not None:
             atomic_write_text(run_dir / SPLIT_FILE, json.dumps(split_record) + "\n")
     if verbose:
-        precision = "bf16 autocast" if trainer.mixed_precision else "fp32"
-        say(f"run folder: {run_dir} ({trainer.device.type}, {precision})")
+        say(f"run folder: {run_dir} ({trainer.device.type}, {trainer.bundle_meta['training_precision']})")
     rows = trainer.fit(train, val, epochs=exp.epochs, resume=resume is not None)
     return History(rows, run_dir, trainer.model.eval(), picked)
 

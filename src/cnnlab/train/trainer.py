@@ -50,15 +50,20 @@ def cpu_has_native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
     /proc/cpuinfo): there oneDNN's bf16 convolutions run ~1.4-2x its fp32 ones. Elsewhere
     (or where there is no /proc/cpuinfo) bf16 is emulated and slower, so ``auto`` stays fp32."""
     try:
-        flags = cpuinfo.read_text()
+        flags = set(cpuinfo.read_text().split())
     except OSError:
         return False
-    return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
 
 
 def auto_mixed_precision(device: torch.device) -> bool:
     """What ``precision: auto`` means: bf16 autocast on CUDA and on CPUs with native bf16."""
     return device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16())
+
+
+def uses_bf16(mixed_precision: bool | None, device: torch.device) -> bool:
+    """``Trainer(mixed_precision=...)`` resolved: None means :func:`auto_mixed_precision`."""
+    return auto_mixed_precision(device) if mixed_precision is None else mixed_precision
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
@@ -115,7 +120,7 @@ class Trainer:
         self.task = task
         self.bundle_meta = dict(bundle_meta or {})
         self.extra_state = dict(extra_state or {})
-        self.mixed_precision = auto_mixed_precision(self.device) if mixed_precision is None else mixed_precision
+        self.mixed_precision = uses_bf16(mixed_precision, self.device)
         self.console = console
         self.history: list[dict[str, float]] = []
         self.stop_training = False
