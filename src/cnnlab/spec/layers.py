@@ -32,7 +32,7 @@ class name is the spec's ``type:``; :data:`TYPES` is the one list of them)::
 A family of variants (Conv1D / Conv2D, MaxPooling1D ...) is one class whose
 ``__init__`` takes the Keras name and the number of spatial axes, registered
 once per variant: ``register(Convolution("Conv3D", 3, cnn.Conv3d))``. Nothing
-else lists layer types: the builder, the summary, ``cnnlab.spec.LAYER_TYPES``
+else lists layer types: the builder, ``cnnlab.spec.LAYER_TYPES``
 and :func:`~cnnlab.spec.set_keras_weights` read :data:`TYPES`. What a new type
 must still get is a test: tests/spec/test_build.py's ONE_LAYER has to cover
 every type (it fails until it does), and Keras types belong in the parity
