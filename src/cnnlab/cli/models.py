@@ -29,6 +29,7 @@ def summary_command(
     spec: Annotated[str, typer.Argument(help="A model spec (.yaml / .json), or the name of a zoo model.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     input_shape: Annotated[Optional[str], typer.Option("--input-shape", help="H,W,C for a zoo model (default: its own).")] = None,
+    receptive_field: Annotated[bool, typer.Option("--receptive-field", help="Add each layer's receptive field and effective stride.")] = False,
 ) -> None:
     """Print a model's layers, output shapes and parameter counts, as Keras's model.summary()."""
     import json
@@ -39,7 +40,7 @@ def summary_command(
     shape = parse_shape(input_shape) if input_shape else None
     target = load_spec(spec) if Path(spec).is_file() else _zoo_model(spec, shape)
     try:
-        result = summary(target, input_shape=shape)
+        result = summary(target, input_shape=shape, receptive_field=receptive_field)
     except SpecError as error:
         # The table up to the failing layer, then the one-line error (main prints it).
         if error.partial is not None and not as_json:

@@ -37,6 +37,8 @@ class LayerRow:
     non_trainable_params: int
     trainable: bool
     inputs: list[str] | None = None  # graph specs: the layers this one reads
+    receptive_field: tuple[int, int] | None = None  # (rows, cols) of input pixels one output unit sees
+    jump: tuple[float, float] | None = None  # effective stride: input pixels between neighbouring outputs
 
     @property
     def params(self) -> int:
@@ -45,7 +47,11 @@ class LayerRow:
     def to_dict(self) -> dict[str, Any]:
         shape = self.output_shape
         shape = [list(s) for s in shape] if isinstance(shape, list) else (list(shape) if shape is not None else None)
-        return {"name": self.name, "type": self.type, "output_shape": shape, "params": self.params, "trainable": self.trainable}
+        out = {"name": self.name, "type": self.type, "output_shape": shape, "params": self.params, "trainable": self.trainable}
+        if self.receptive_field is not None:
+            out["receptive_field"] = list(self.receptive_field)
+            out["effective_stride"] = [_number(j) for j in self.jump or (1, 1)]
+        return out
 
 
 @dataclass
@@ -59,6 +65,7 @@ class Summary:
     non_trainable_params: int
     graph: bool = False
     notes: list[str] = field(default_factory=list)
+    receptive_field: bool = False  # rows carry receptive_field / jump: render two more columns
 
     @classmethod
     def from_rows(cls, name: str, rows: list[LayerRow], graph: bool = False) -> Summary:
@@ -111,6 +118,10 @@ class Summary:
             positions = [0.45, 0.80, 1.0]
             header = ["Layer (type)", "Output Shape", "Param #"]
             alignment = ["left", "left", "right"]
+        if self.receptive_field:  # two narrow columns at the right, the others squeezed
+            positions = [p * 0.78 for p in positions] + [0.88, 1.0]
+            header += ["RF", "Stride"]
+            alignment += ["right", "right"]
         widths, current = [], 0
         for pos in positions:
             width = int(pos * line_length) - current
@@ -127,6 +138,9 @@ class Summary:
             if self.graph:
                 links = ", ".join(f"{ref}[[color(34)]0[/]][[color(34)]0[/]]" for ref in row.inputs or [])
                 cells.append(links or "-")
+            if self.receptive_field:
+                cells.append(_pair_text(row.receptive_field) if row.receptive_field else "?")
+                cells.append(_pair_text(row.jump) if row.jump else "?")
             table.add_row(*cells)
         console.print(f'[bold]Model: "{escape(self.name)}"[/]')
         console.print(table)
@@ -153,20 +167,42 @@ def readable_memory_size(size: float) -> str:
     return f"{size:.2f} PB"
 
 
-def summary(model_or_spec: Any, input_shape: tuple[int, ...] | list[int] | None = None) -> Summary:
+def _number(value: float) -> int | float:
+    return int(value) if float(value).is_integer() else float(value)
+
+
+def _pair_text(pair: Any) -> str:
+    a, b = (_number(v) for v in pair)
+    return f"{a}" if a == b else f"{a}x{b}"
+
+
+def summary(model_or_spec: Any, input_shape: tuple[int, ...] | list[int] | None = None, *,
+            receptive_field: bool = False) -> Summary:
     """Summarise a SpecModel, a spec (dict / list / YAML or JSON path) or any ``nn.Module``.
 
     Plain modules need ``input_shape`` (H, W, C) (or an ``input_shape``
     attribute, as zoo models have): one dummy batch runs through the model in
     eval mode, and every leaf module (or cnnlab.nn layer) that produced an
     output becomes a row, in call order.
+
+    ``receptive_field=True`` adds each row's receptive field r (input pixels one
+    output unit sees) and effective stride j (input pixels between neighbouring
+    outputs), by the recurrence over the layers in order, per axis::
+
+        r_out = r_in + (k - 1) * d * j_in        j_out = j_in * s
+
+    (kernel k, stride s, dilation d; upsampling by f: j_out = j_in / f; a global
+    pooling sees the whole input). Graph models take the largest r of a layer's inputs.
     """
     from cnnlab.spec.build import SpecModel, build
 
     if isinstance(model_or_spec, (dict, list, str, os.PathLike)):
         model_or_spec = build(model_or_spec)
     if isinstance(model_or_spec, SpecModel):
-        return _spec_summary(model_or_spec)
+        result = _spec_summary(model_or_spec)
+        if receptive_field:
+            _add_receptive_fields(result, {n: m for n, m in model_or_spec.layers.items()}, model_or_spec.spec.get("input_shape"))
+        return result
     if isinstance(model_or_spec, nn.Module):
         shape = input_shape if input_shape is not None else getattr(model_or_spec, "input_shape", None)
         if not shape:
@@ -175,7 +211,11 @@ def summary(model_or_spec: Any, input_shape: tuple[int, ...] | list[int] | None 
                 where="summary: input_shape",
                 fix="pass input_shape=(height, width, channels), e.g. (224, 224, 3)",
             )
-        return _module_summary(model_or_spec, tuple(int(v) for v in shape))
+        shape = tuple(int(v) for v in shape)
+        result = _module_summary(model_or_spec, shape)
+        if receptive_field:
+            _add_receptive_fields(result, dict(model_or_spec.named_modules()), shape)
+        return result
     raise CnnlabError(
         f"cannot summarise a {type(model_or_spec).__name__}",
         where="summary",
@@ -279,3 +319,77 @@ def _module_summary(model: nn.Module, input_shape: tuple[int, ...]) -> Summary:
         rows.append(LayerRow(name, type(module).__name__, shapes.get(position), count.trainable, count.non_trainable, trainable))
     total = count_params(model)
     return Summary(snake_case(type(model).__name__), rows, total.total, total.trainable, total.non_trainable)
+
+
+# ---------------------------------------------------------------- receptive field
+
+Geometry = tuple[tuple[int, int], tuple[float, float], tuple[int, int]]  # kernel, stride, dilation per axis
+
+
+def _two(value: Any) -> tuple[Any, Any]:
+    if isinstance(value, (tuple, list)):
+        return (value[0], value[-1]) if len(value) > 1 else (value[0], value[0])
+    return (value, value)
+
+
+def _geometry(module: nn.Module) -> list[Geometry] | str:
+    """The (kernel, stride, dilation) steps a module applies, 'global' for a global pooling."""
+    from cnnlab.nn import lenet as lenet_layers
+
+    name = type(module).__name__
+    if "Global" in name or isinstance(module, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
+        return "global"
+    if isinstance(module, lenet_layers.Subsampling):
+        return [((module.size, module.size), (module.size, module.size), (1, 1))]
+    if isinstance(module, lenet_layers.PartialConv2d):
+        k = module.kernel_size
+        return [((k, k), (1, 1), (1, 1))]
+    if isinstance(module, (nn.Conv2d, nn.Conv1d)) and not isinstance(module, nn.ConvTranspose2d):
+        return [(_two(module.kernel_size), _two(module.stride), _two(module.dilation))]
+    if isinstance(module, nn.ConvTranspose2d):
+        s = _two(module.stride)
+        return [(_two(module.kernel_size), (1 / s[0], 1 / s[1]), _two(module.dilation))]
+    if isinstance(module, (nn.MaxPool2d, nn.AvgPool2d, nn.MaxPool1d, nn.AvgPool1d)):
+        kernel = _two(getattr(module, "pool", None) or module.kernel_size)
+        stride = _two(getattr(module, "step", None) or module.stride or kernel)
+        dilation = _two(getattr(module, "dilation", 1) if isinstance(module, nn.MaxPool2d) else 1)
+        return [(kernel, stride, dilation)]
+    if isinstance(module, nn.Upsample) or hasattr(module, "size_factors") or name == "BedOfNailsUpsample":
+        factors = _two(getattr(module, "size_factors", None) or getattr(module, "size", None) or module.scale_factor)
+        return [((1, 1), (1 / factors[0], 1 / factors[1]), (1, 1))]
+    children = list(module.children())
+    if children:  # a block: its layers in order (the longest path of a residual block)
+        steps: list[Geometry] = []
+        for child in children:
+            geo = _geometry(child)
+            if geo == "global":
+                return "global"
+            steps.extend(geo)  # type: ignore[arg-type]
+        return steps
+    return []
+
+
+def _add_receptive_fields(result: Summary, modules: dict[str, nn.Module], input_shape: Any) -> None:
+    """Fill ``receptive_field`` and ``jump`` of every row (see :func:`summary`)."""
+    size = (int(input_shape[0]), int(input_shape[1] if len(input_shape) > 2 else 1)) if input_shape else (0, 0)
+    state: dict[str, tuple[tuple[float, float], tuple[float, float]]] = {}
+    current: tuple[tuple[float, float], tuple[float, float]] = ((1.0, 1.0), (1.0, 1.0))
+    for row in result.layers:
+        if result.graph and row.inputs:
+            known = [state[name] for name in row.inputs if name in state]
+            if known:
+                current = max(known, key=lambda item: item[0][0] * item[0][1])
+        module = modules.get(row.name)
+        geo = _geometry(module) if module is not None else []
+        (r_h, r_w), (j_h, j_w) = current
+        if geo == "global":
+            r_h, r_w = max(r_h, float(size[0])), max(r_w, float(size[1]))
+        else:
+            for (k_h, k_w), (s_h, s_w), (d_h, d_w) in geo:  # type: ignore[misc]
+                r_h, r_w = r_h + (k_h - 1) * d_h * j_h, r_w + (k_w - 1) * d_w * j_w
+                j_h, j_w = j_h * s_h, j_w * s_w
+        current = ((r_h, r_w), (j_h, j_w))
+        state[row.name] = current
+        row.receptive_field = (int(r_h), int(r_w))
+        row.jump = (j_h, j_w)
+    result.receptive_field = True
