@@ -26,6 +26,7 @@ def data_inspect_command(
     augment: Annotated[Optional[list[str]], typer.Option(help="KEY=VALUE (Keras names) or a YAML file; repeatable: also writes augmented.png.")] = None,
     seed: Annotated[int, typer.Option(help="Seed for the samples shown.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    val_split: Annotated[Optional[float], typer.Option("--val-split", help="Also count the training / validation subsets this fraction gives (Keras's lines).")] = None,
 ) -> None:
     """Classes, counts (imbalance flagged), image sizes and modes, skipped files, and PNG grids of samples."""
     import json
@@ -41,7 +42,7 @@ def data_inspect_command(
         Augment.from_config(options)  # bad options fail before the data set is read
     folder = out or f"inspect-{re.sub(r'[^A-Za-z0-9._-]+', '_', Path(source).name or source)}"
     report = inspect_dataset(source, split=split, root=data, out=folder, per_class=per_class, augment=options, seed=seed,
-                             progress=not as_json)
+                             progress=not as_json, val_split=val_split)
     if as_json:
         typer.echo(json.dumps(report, indent=2))
         return
@@ -53,6 +54,8 @@ def _print_inspect(report: dict) -> None:
     from rich.table import Table
 
     console = Console(soft_wrap=True)  # long paths stay on one line (greppable, testable)
+    for subset in report.get("subsets", []):  # Keras's flow_from_directory lines, training then validation
+        console.print(f"Found {subset['images']} images belonging to {subset['classes']} classes.")
     h, w, c = report["image_shape"]
     console.print(f"[bold]{report['source']}[/bold] ({report['split']}): {report['images']} images, "
                   f"{report['task']}, decoded to {h}x{w}x{c}")
@@ -83,6 +86,20 @@ def _print_inspect(report: dict) -> None:
     for key in ("samples_png", "augmented_png"):
         if key in report:
             console.print(f"wrote {report[key]}")
+
+
+@data_app.command("export")
+def data_export_command(
+    name: Annotated[str, typer.Argument(help="Built-in set: mnist, fashion-mnist, cifar10 or cifar100.")],
+    out: Annotated[str, typer.Argument(help="Folder to write OUT/train/<class>/*.png and OUT/test/<class>/*.png into.")],
+    data: Annotated[Optional[str], typer.Option("--data", help="Data root (default $CNNLAB_DATA or ~/.cache/cnnlab).")] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="At most this many images per split (the first ones).")] = None,
+) -> None:
+    """Write a built-in set as a class-per-folder tree of PNG files (the layout flow_from_directory reads)."""
+    from cnnlab.data.export import export_dataset
+
+    for split, counts in export_dataset(name.lower(), out, root=data, limit=limit).items():
+        typer.echo(f"wrote {sum(counts.values())} images in {len(counts)} classes to {out}/{split}")
 
 
 @data_app.command("download")

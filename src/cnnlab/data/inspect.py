@@ -43,8 +43,14 @@ def inspect_dataset(
     augment: dict[str, Any] | None = None,
     seed: int = 0,
     progress: bool = False,
+    val_split: float | None = None,
 ) -> dict[str, Any]:
-    """Open ``source`` and describe it; write ``samples.png`` (and ``augmented.png``) into ``out``."""
+    """Open ``source`` and describe it; write ``samples.png`` (and ``augmented.png``) into ``out``.
+
+    ``val_split``: also ``report["subsets"]``, the training and validation subsets the
+    fraction gives (``[{subset, images, classes}]``, what Keras's flow_from_directory
+    reports as "Found N images belonging to K classes.").
+    """
     from cnnlab.data.sources import open_dataset
 
     if out is not None and Path(source).exists():
@@ -65,6 +71,13 @@ def inspect_dataset(
         "skipped": [{"file": f, "reason": r} for f, r in imageset.skipped],
         "empty_classes": imageset.empty_classes,
     }
+    if val_split:
+        from cnnlab.data.split import split_train_val
+
+        train, val, _ = split_train_val(imageset, val_split, seed)
+        classes = len(imageset.classes or [])
+        report["subsets"] = [{"subset": "training", "images": len(train), "classes": classes},
+                             {"subset": "validation", "images": len(val), "classes": classes}]
     counts = imageset.class_counts()
     if counts is not None:
         ratio, flagged = class_balance(counts)

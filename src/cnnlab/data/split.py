@@ -22,13 +22,19 @@ SPLIT_VERSION = 1
 def split_train_val(imageset: ImageSet, fraction: float, seed: int) -> tuple[ImageSet, ImageSet, dict[str, Any]]:
     """Split into ``(train, val, record)``; ``fraction`` of each class goes to validation.
 
-    Per class: ``round(fraction * count)`` images, at least one when the class has
-    two or more and ``fraction > 0``, never all of them. Regression sets are split
-    at random as a whole. Both parts keep the original order.
+    Class folders (a classification set with file names) are split as Keras's
+    ``ImageDataGenerator(validation_split=f).flow_from_directory`` splits them: per
+    class, in sorted file order, the first ``int(f * count)`` files are validation
+    and the rest training (no shuffling, ``seed`` unused): see :func:`keras_directory_split`.
+    Other sets, per class: ``round(fraction * count)`` images drawn with ``seed``, at
+    least one when the class has two or more, never all of them. Regression sets are
+    split at random as a whole. Both parts keep the original order.
     """
     if not 0.0 < fraction < 1.0:
         raise CnnlabError(f"validation fraction must be between 0 and 1 (exclusive), got {fraction}",
                           where="validation_split", fix="use e.g. 0.2 for an 80/20 split")
+    if imageset.files is not None and imageset.task == "classification":
+        return keras_directory_split(imageset, fraction, seed)
     rng = np.random.default_rng(seed)
     n = len(imageset)
     if imageset.task == "classification":
@@ -51,6 +57,31 @@ def split_train_val(imageset: ImageSet, fraction: float, seed: int) -> tuple[Ima
         record["val_files"] = [imageset.files[i] for i in val_idx]
     else:
         record["val_indices"] = [int(i) for i in val_idx]
+    return _apply(imageset, val_idx) + (record,)
+
+
+def keras_directory_split(imageset: ImageSet, fraction: float, seed: int = 0) -> tuple[ImageSet, ImageSet, dict[str, Any]]:
+    """Keras's directory split: per class, sorted by file name, files ``[0, int(f n))`` validate.
+
+    As ``keras.preprocessing.image.DirectoryIterator``: subset 'validation' takes
+    split ``(0, f)`` and 'training' ``(f, 1)`` of each class's sorted file list,
+    ``start, stop = int(split[0] * n), int(split[1] * n)``. A class of 42,000 / 10
+    images per class at f = 0.2 gives 840 validation and 3,360 training images each.
+    """
+    if imageset.files is None or imageset.task != "classification":
+        raise CnnlabError("Keras's directory split needs a class-per-folder set", where="validation_split",
+                          fix="give a folder with one subfolder per class")
+    order = sorted(range(len(imageset)), key=lambda i: imageset.files[i])  # type: ignore[index]
+    val: list[int] = []
+    for k in range(len(imageset.classes or [])):
+        members = [i for i in order if imageset.targets[i] == k]
+        val.extend(members[: int(fraction * len(members))])
+    if not val:
+        raise CnnlabError(f"a validation fraction of {fraction} leaves no validation image ({len(imageset)} images)",
+                          where="validation_split", fix="use a larger fraction or more images")
+    val_idx = np.sort(np.asarray(val, dtype=np.int64))
+    record: dict[str, Any] = {"version": SPLIT_VERSION, "fraction": fraction, "seed": seed, "n": len(imageset),
+                              "task": imageset.task, "val_files": [imageset.files[i] for i in val_idx]}
     return _apply(imageset, val_idx) + (record,)
 
 
