@@ -16,11 +16,13 @@ the run folder is created, so a bad input leaves nothing behind.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -152,8 +154,31 @@ def _open(source: str, data: cfg.DataConfig, split: str, image_size=None, channe
                         channels=channels or data.channels, task=data.task)
 
 
+SMOKE_ENV = "CNNLAB_EXAMPLES_SMOKE"
+SMOKE_IMAGES = 256
+
+
+def smoke(exp: cfg.Experiment) -> cfg.Experiment:
+    """With $CNNLAB_EXAMPLES_SMOKE set (not '0'): one epoch on at most 256 images, so that
+    every course example runs in seconds (the examples' test); unchanged otherwise."""
+    if os.environ.get(SMOKE_ENV, "0") in ("", "0"):
+        return exp
+    limit = min(exp.data.limit or SMOKE_IMAGES, SMOKE_IMAGES)
+    return exp.model_copy(update={"epochs": 1, "data": exp.data.model_copy(update={"limit": limit})})
+
+
 def load_data(exp: cfg.Experiment, *, split_record: dict[str, Any] | None, image_size=None, channels=None):
-    """(train set, validation set or None, split record or None) as the experiment asks."""
+    """(train set, validation set or None, split record or None) as the experiment asks,
+    each cut to its first ``data.limit`` images when that is set."""
+    train, val, record = _load_data(exp, split_record=split_record, image_size=image_size, channels=channels)
+    limit = exp.data.limit
+    if limit is not None:
+        train = train.subset(np.arange(min(limit, len(train))))
+        val = val.subset(np.arange(min(limit, len(val)))) if val is not None else None
+    return train, val, record
+
+
+def _load_data(exp: cfg.Experiment, *, split_record: dict[str, Any] | None, image_size=None, channels=None):
     from cnnlab.data.sources import available_splits
     from cnnlab.data.split import apply_split, split_train_val
 
@@ -224,7 +249,7 @@ def run_experiment(config_path: str | Path | None, overrides: Mapping[str, Any],
         if (run_dir / SPLIT_FILE).is_file():
             split_record = json.loads((run_dir / SPLIT_FILE).read_text(encoding="utf-8"))
     else:
-        exp = cfg.load_experiment(config_path, overrides, flags)
+        exp = smoke(cfg.load_experiment(config_path, overrides, flags))
         run_dir = Path(exp.out) if exp.out else _fresh_run_dir(exp)
         if run_dir.exists() and any(run_dir.iterdir()):
             raise CnnlabError("the run folder already exists and is not empty", where=str(run_dir),
