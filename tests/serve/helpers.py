@@ -24,8 +24,8 @@ def make_bundle(folder: Path, model: str | dict[str, Any], *, shape: tuple[int, 
                 classes: list[str] | None = None, standardize: bool = False, task: str = "classification",
                 metrics: dict[str, float] | None = None, seed: int = 0, **options: Any) -> Path:
     """Save a bundle of zoo model ``model`` (a name) or a spec (a dict) at ``shape`` (H, W, C)."""
-    from cnnlab.train.bundle import save_bundle
-    from cnnlab.train.head import find_output_head
+    from cnnlab.inference.bundle import save_bundle
+    from cnnlab.inference.head import find_output_head
 
     torch.manual_seed(seed)
     if isinstance(model, dict):

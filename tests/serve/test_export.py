@@ -14,7 +14,7 @@ pytest.importorskip("onnxscript")
 from helpers import make_bundle  # noqa: E402
 
 from cnnlab.errors import CnnlabError  # noqa: E402
-from cnnlab.serve._compat import load  # noqa: E402
+from cnnlab.inference import load  # noqa: E402
 from cnnlab.serve.export import check_images, export_onnx  # noqa: E402
 from cnnlab.serve.onnx_model import load_onnx  # noqa: E402
 
@@ -122,7 +122,7 @@ def test_metadata(lenet_onnx):
 def test_predict_files_same_top1(lenet_onnx, tmp_path):
     from PIL import Image
 
-    from cnnlab.train.evaluate import predict_files
+    from cnnlab.inference.evaluate import predict_files
 
     bundle, path = lenet_onnx
     files = []

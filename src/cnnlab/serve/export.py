@@ -94,7 +94,7 @@ def _require(module: str) -> Any:
 
 def _load(model: Any) -> Any:
     if isinstance(model, (str, Path)):
-        from cnnlab.serve._compat import load
+        from cnnlab.inference import load
 
         return load(model)
     return model
