@@ -23,4 +23,5 @@ demo: install
 	$(BIN)/cnnlab demo --out lab-demo
 
 test: install
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)  # the browser test's Chromium (as root)
 	$(BIN)/python -m pytest -q

@@ -69,3 +69,25 @@ def image_bytes(image: Image.Image, fmt: str = "PNG", **save: Any) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format=fmt, **save)
     return buffer.getvalue()
+
+
+class SvdNet(torch.nn.Module):
+    """A layer ONNX cannot express: singular values."""
+
+    def __init__(self, num_classes: int = 3, input_shape=(8, 8, 1), include_top: bool = True) -> None:
+        super().__init__()
+        self.dense = torch.nn.Linear(input_shape[1], num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dense(torch.linalg.svdvals(x[:, 0])).softmax(-1)
+
+
+def register_svd_model(monkeypatch) -> str:
+    from cnnlab.models import registry
+
+    registry.names()  # the families first, so the temporary entry is not overwritten
+    entry = registry.ModelInfo(name="svdnet", family="test", input_shape=(8, 8, 1), num_classes=3, params=27,
+                               trainable=27, reference="test", min_size=2, description="test",
+                               builder=lambda *, num_classes, input_shape, include_top: SvdNet(num_classes, input_shape))
+    monkeypatch.setitem(registry._REGISTRY, "svdnet", entry)
+    return "svdnet"

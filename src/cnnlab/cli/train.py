@@ -127,7 +127,7 @@ def evaluate_command(
 
 @app.command("predict")
 def predict_command(
-    model: Annotated[str, typer.Argument(help="Run folder or bundle.")],
+    model: Annotated[str, typer.Argument(help="Run folder, bundle or exported .onnx file.")],
     images: Annotated[list[str], typer.Argument(help="Image files or folders.")],
     top_k: Annotated[int, typer.Option("--top-k", min=1, help="Show the k most likely classes.")] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
@@ -140,7 +140,12 @@ def predict_command(
     from cnnlab.inference import load
     from cnnlab.inference.evaluate import image_files, predict_files
 
-    loaded = load(model)
+    if model.lower().endswith(".onnx"):  # an exported file runs on ONNX Runtime
+        from cnnlab.serve.onnx_model import load_onnx
+
+        loaded = load_onnx(model)
+    else:
+        loaded = load(model)
     records = predict_files(loaded, image_files(images), top_k=top_k)
     if as_json:
         typer.echo(json.dumps(records, indent=2))
