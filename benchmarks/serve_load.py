@@ -6,7 +6,9 @@ Two real servers (`python -m cnnlab serve BUNDLE`, one with batching, one with
 each ``POST /v1/predict`` with one 32x32 PNG, for a bounded number of requests
 per level (and a time cap). The two servers take turns at each level, so both
 see the same machine load. Reported per line: requests/s, p50 / p99 ms,
-errors (any non-200 or transport error), and the server's resident memory
+errors (any non-200 or transport error), the server's CPU time per request
+(user + system, from /proc: robust to other load on a shared machine, unlike
+the wall-clock figures), and the server's resident memory
 (VmRSS) after a warm-up and after its last level.
 
     .venv/bin/python benchmarks/serve_load.py [--model resnet20] [--requests 1000] [--levels 1,8,32]
@@ -29,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))  # this checkout's cnnlab, as the servers get it
 
 
 def free_port() -> int:
@@ -44,6 +47,12 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (a cost that other load on the machine barely changes)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def make_bundle(name: str, folder: Path) -> Path:
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from infer_speed import save_model_bundle
@@ -51,7 +60,8 @@ def make_bundle(name: str, folder: Path) -> Path:
     return save_model_bundle(name, folder)[0]
 
 
-def start_server(bundle: Path, batching: bool, max_batch: int, threads: int | None) -> tuple[subprocess.Popen, str]:
+def start_server(bundle: Path, batching: bool, max_batch: int, threads: int | None,
+                 engine: str = "auto") -> tuple[subprocess.Popen, str]:
     import httpx
 
     port = free_port()
@@ -59,7 +69,7 @@ def start_server(bundle: Path, batching: bool, max_batch: int, threads: int | No
     if threads:
         env["OMP_NUM_THREADS"] = str(threads)
     command = [sys.executable, "-m", "cnnlab", "serve", str(bundle), "--port", str(port), "--max-batch", str(max_batch),
-               "--batching" if batching else "--no-batching"]
+               "--batching" if batching else "--no-batching", "--engine", engine]
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
     for _ in range(1200):
@@ -125,6 +135,7 @@ def main() -> None:
     parser.add_argument("--max-batch", type=int, default=32)
     parser.add_argument("--max-seconds", type=float, default=120, help="time cap per level")
     parser.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS of the servers")
+    parser.add_argument("--engine", default="auto", help="auto (ONNX Runtime), onnxruntime or torch")
     args = parser.parse_args()
     from PIL import Image
 
@@ -137,9 +148,13 @@ def main() -> None:
     levels = [int(v) for v in args.levels.split(",")]
     with tempfile.TemporaryDirectory(prefix="cnnlab-serve-load-") as tmp:
         bundle = make_bundle(args.model, Path(tmp) / "bundle")
+        if args.engine != "torch":  # export once, beside the bundle: both servers reuse it (same memory story)
+            from cnnlab.serve.export import export_onnx
+
+            export_onnx(bundle, bundle / "model.onnx")
         servers = {}
-        for batching in (True, False):  # the first start exports model.onnx, the second reuses it
-            servers[batching] = start_server(bundle, batching, args.max_batch, args.threads)
+        for batching in (True, False):
+            servers[batching] = start_server(bundle, batching, args.max_batch, args.threads, args.engine)
         try:
             memory = {}
             for batching, (process, url) in servers.items():
@@ -149,10 +164,12 @@ def main() -> None:
             errors = {True: 0, False: 0}
             for concurrency in levels:
                 for batching, (process, url) in servers.items():  # interleaved: same load for both
+                    cpu = cpu_seconds(process.pid)
                     row = asyncio.run(load_level(url, bodies, concurrency, args.requests, args.max_seconds))
+                    row["server_cpu_ms_per_request"] = round(1e3 * (cpu_seconds(process.pid) - cpu) / max(row["requests"], 1), 2)
                     totals[batching] += row["requests"]
                     errors[batching] += row["errors"]
-                    row.update(model=args.model, batching=batching, clients=concurrency,
+                    row.update(model=args.model, engine=args.engine, batching=batching, clients=concurrency,
                                load_avg_1m=round(os.getloadavg()[0], 2))
                     print(json.dumps(row), flush=True)
             for batching, (process, url) in servers.items():

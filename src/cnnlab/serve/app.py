@@ -25,8 +25,11 @@ from typing import Any
 import numpy as np
 
 from cnnlab.serve.engine import Batcher, Predictor, describe, json_safe, open_model
-from cnnlab.serve.upload import FIELD, ApiError, decode_upload, display_size, image_parts, parse_multipart
+from cnnlab.serve.upload import (FIELD, ApiError, decode_upload, display_size, image_parts, parse_multipart,
+                                 probe_upload)
 
+INLINE_DECODE_BYTES = 64 * 1024  # below this (and INLINE_DECODE_PIXELS), decoding on the event loop
+INLINE_DECODE_PIXELS = 250_000  # costs less than a hop to the thread pool
 MULTIPART_DOC = {
     "requestBody": {
         "required": True,
@@ -149,6 +152,16 @@ def create_app(model: str | Any, *, max_batch: int = 32, max_upload_mb: float = 
             batch[i] = decode_upload(part.data, label_of(part, i), (h, w), c, pixel_limit)
         return batch
 
+    def cheap(parts: list[Any]) -> bool:
+        """Small files of few pixels: decoded on the event loop (a flat 4000x4000 PNG is small but slow)."""
+        if sum(len(p.data) for p in parts) > INLINE_DECODE_BYTES:
+            return False
+        try:
+            return sum(hh * ww for hh, ww in (probe_upload(p.data, label_of(p, i), pixel_limit)
+                                              for i, p in enumerate(parts))) <= INLINE_DECODE_PIXELS
+        except ApiError:
+            return True  # decode_all raises the same error at once
+
     async def forward(batch: np.ndarray) -> np.ndarray:
         if batcher is not None:
             return await asyncio.wrap_future(batcher.submit(batch))
@@ -177,7 +190,10 @@ def create_app(model: str | Any, *, max_batch: int = 32, max_upload_mb: float = 
     async def predict(request: Request, top_k: int = Query(5, ge=1, le=1000, description="classes per image")) -> JSONResponse:
         check_token(request)
         parts = await uploads(request)
-        batch = await run_in_threadpool(decode_all, parts)
+        if cheap(parts):
+            batch = decode_all(parts)  # a thumbnail decodes faster than a hop to the thread pool
+        else:
+            batch = await run_in_threadpool(decode_all, parts)
         out = await forward(batch)
         predictions = []
         for i, part in enumerate(parts):
@@ -228,7 +244,6 @@ def heat_map_png(predictor: Predictor, data: bytes, x: np.ndarray, target: int |
                        "update cnnlab, or use /v1/predict") from None
     from cnnlab.data.decode import decode_image
     from cnnlab.errors import CnnlabError
-    from cnnlab.serve.upload import probe_upload
 
     loaded = predictor.torch_model
     try:
