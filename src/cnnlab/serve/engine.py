@@ -93,11 +93,13 @@ def _cached_export(loaded: Any, folder: Path, notes: list[str]) -> Any:
     from cnnlab.serve.export import META_PREFIX, export_onnx, session_from
     from cnnlab.serve.onnx_model import OnnxModel, load_onnx
 
+    # No spinning: between requests ORT's idle threads would burn the cores the HTTP side needs
+    # (server CPU per request 5-9 ms -> 2.7-3.4 ms for resnet20 on 2 cores, benchmarks/serve_load.py).
     cached = folder / CACHE_NAME
     sha = str(loaded.meta.get("weights_sha256") or "")
     if cached.is_file():
         try:
-            model = load_onnx(cached)
+            model = load_onnx(cached, spin=False)
             if sha and model.metadata.get(f"{META_PREFIX}weights_sha256") == sha and model.version == __version__:
                 notes.append(f"ONNX model reused from {cached}")
                 return model
@@ -106,11 +108,11 @@ def _cached_export(loaded: Any, folder: Path, notes: list[str]) -> Any:
     try:
         result = export_onnx(loaded, cached)
         notes.append(f"exported to {cached} (ONNX Runtime vs torch max |difference| {result.max_diff:.1e})")
-        return load_onnx(cached)
+        return load_onnx(cached, spin=False)
     except PermissionError:
         result = export_onnx(loaded, None)  # a read-only bundle: keep the export in memory
         notes.append(f"exported in memory (cannot write {cached})")
-        return OnnxModel(session_from(result.model_bytes), result.metadata, None)
+        return OnnxModel(session_from(result.model_bytes, spin=False), result.metadata, None)
 
 
 def open_model(source: str | Path, engine: str = "auto") -> Predictor:
@@ -128,7 +130,7 @@ def open_model(source: str | Path, engine: str = "auto") -> Predictor:
                               fix="serve the run folder to use the torch engine")
         from cnnlab.serve.onnx_model import load_onnx
 
-        return _from_onnx(load_onnx(path), str(path), notes=["heat maps need the torch bundle: serve the run folder"])
+        return _from_onnx(load_onnx(path, spin=False), str(path), notes=["heat maps need the torch bundle: serve the run folder"])
     from cnnlab.inference import load
     from cnnlab.serve.export import input_shape_of
 

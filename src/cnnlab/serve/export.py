@@ -221,13 +221,19 @@ def to_onnx_bytes(loaded: Any, *, opset: int | None = None) -> tuple[bytes, dict
     return data, metadata
 
 
-def session_from(source: bytes | str | Path, threads: int | None = None) -> Any:
-    """An ONNX Runtime session on the CPU provider (``threads``: intra-op threads, default all cores)."""
+def session_from(source: bytes | str | Path, threads: int | None = None, spin: bool = True) -> Any:
+    """An ONNX Runtime session on the CPU provider (``threads``: intra-op threads, default all cores).
+
+    ``spin=False``: idle worker threads sleep instead of spinning for the next op
+    (a server between requests would otherwise burn the cores its HTTP side needs).
+    """
     ort = _require("onnxruntime")
     options = ort.SessionOptions()
     options.log_severity_level = 3
     if threads:
         options.intra_op_num_threads = int(threads)
+    if not spin:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     source = source if isinstance(source, bytes) else str(source)
     return ort.InferenceSession(source, sess_options=options, providers=["CPUExecutionProvider"])
 

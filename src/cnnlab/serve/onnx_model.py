@@ -93,13 +93,13 @@ def read_metadata(session: Any) -> dict[str, str]:
     return dict(session.get_modelmeta().custom_metadata_map)
 
 
-def load_onnx(path: str | Path, threads: int | None = None) -> OnnxModel:
-    """Open an exported model with ONNX Runtime's CPU provider."""
+def load_onnx(path: str | Path, threads: int | None = None, spin: bool = True) -> OnnxModel:
+    """Open an exported model with ONNX Runtime's CPU provider (``spin``: see ``session_from``)."""
     path = Path(path)
     if not path.is_file():
         raise CnnlabError("no such ONNX file", where=str(path), fix="export one with `cnnlab export RUN -o model.onnx`")
     try:
-        session = session_from(path, threads)
+        session = session_from(path, threads, spin)
     except CnnlabError:
         raise
     except Exception as error:  # onnxruntime raises its own Fail / InvalidGraph / ... types
