@@ -158,7 +158,8 @@ def main() -> None:
         try:
             memory = {}
             for batching, (process, url) in servers.items():
-                asyncio.run(load_level(url, bodies, 8, 200, 30))  # warm-up: thread pools, ORT arenas
+                # warm-up at the highest level: every pool thread (and its malloc arena) exists before "before"
+                asyncio.run(load_level(url, bodies, max(levels), 400, 60))
                 memory[batching] = rss_mb(process.pid)
             totals = {True: 0, False: 0}
             errors = {True: 0, False: 0}

@@ -147,6 +147,8 @@ def test_concurrent_requests_are_batched(bundle):
         batcher = app.state.batcher
         assert batcher.images == 16
         assert batcher.batches < 16  # gathered: fewer forward passes than requests
+        assert c.post("/v1/predict", files={"file": ("bad.png", b"junk", "image/png")}).status_code == 415
+        assert batcher.incoming == 0  # every request, failed ones too, left the "on its way" count
 
 
 # ------------------------------------------------------------------------------------------ bad input

@@ -162,9 +162,12 @@ def create_app(model: str | Any, *, max_batch: int = 32, max_upload_mb: float = 
         except ApiError:
             return True  # decode_all raises the same error at once
 
-    async def forward(batch: np.ndarray) -> np.ndarray:
+    async def forward(batch: np.ndarray, arrived: bool = False) -> np.ndarray:
         if batcher is not None:
-            return await asyncio.wrap_future(batcher.submit(batch))
+            future = batcher.submit(batch)
+            if arrived:  # queued now: no longer "on its way" (after the put, so the worker never misses it)
+                batcher.incoming -= 1
+            return await asyncio.wrap_future(future)
         return await run_in_threadpool(predictor.run, batch)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
@@ -189,12 +192,19 @@ def create_app(model: str | Any, *, max_batch: int = 32, max_upload_mb: float = 
               responses={s: ERROR_DOC for s in (400, 401, 413, 415, 422)})
     async def predict(request: Request, top_k: int = Query(5, ge=1, le=1000, description="classes per image")) -> JSONResponse:
         check_token(request)
-        parts = await uploads(request)
-        if cheap(parts):
-            batch = decode_all(parts)  # a thumbnail decodes faster than a hop to the thread pool
-        else:
-            batch = await run_in_threadpool(decode_all, parts)
-        out = await forward(batch)
+        if batcher is not None:
+            batcher.incoming += 1  # on the event loop only: no lock needed
+        try:
+            parts = await uploads(request)
+            if cheap(parts):
+                batch = decode_all(parts)  # a thumbnail decodes faster than a hop to the thread pool
+            else:
+                batch = await run_in_threadpool(decode_all, parts)
+        except BaseException:
+            if batcher is not None:
+                batcher.incoming -= 1
+            raise
+        out = await forward(batch, arrived=True)
         predictions = []
         for i, part in enumerate(parts):
             if predictor.task == "regression":
