@@ -137,6 +137,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS of the servers")
     parser.add_argument("--engine", default="auto", help="auto (ONNX Runtime), onnxruntime or torch")
     args = parser.parse_args()
+    import httpx
     from PIL import Image
 
     rng = np.random.default_rng(0)
@@ -166,7 +167,12 @@ def main() -> None:
             for concurrency in levels:
                 for batching, (process, url) in servers.items():  # interleaved: same load for both
                     cpu = cpu_seconds(process.pid)
+                    card = httpx.get(url + "/v1/model").json()
                     row = asyncio.run(load_level(url, bodies, concurrency, args.requests, args.max_seconds))
+                    after = httpx.get(url + "/v1/model").json()
+                    if batching:
+                        passes = after["forward_passes"] - card["forward_passes"]
+                        row["mean_batch"] = round((after["images_served"] - card["images_served"]) / max(passes, 1), 2)
                     row["server_cpu_ms_per_request"] = round(1e3 * (cpu_seconds(process.pid) - cpu) / max(row["requests"], 1), 2)
                     totals[batching] += row["requests"]
                     errors[batching] += row["errors"]

@@ -184,7 +184,8 @@ def create_app(model: str | Any, *, max_batch: int = 32, max_upload_mb: float = 
         check_token(request)
         card = describe(predictor)
         card.update(cnnlab_version=__version__, max_batch=max_batch if batching else 1, batching=batching,
-                    max_upload_mb=max_upload_mb)
+                    max_upload_mb=max_upload_mb,
+                    forward_passes=batcher.batches if batcher else None, images_served=batcher.images if batcher else None)
         return JSONResponse(json_safe(card))
 
     @app.post("/v1/predict", summary="Top-k classes (or the value) of each uploaded image",
