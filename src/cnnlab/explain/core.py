@@ -89,15 +89,18 @@ def _is_loaded(model: Any) -> bool:
 _HEADS: weakref.WeakKeyDictionary[nn.Module, OutputHead] = weakref.WeakKeyDictionary()
 
 
-def subject_of(model: Any, x: torch.Tensor) -> Subject:
-    """A LoadedModel or an nn.Module -> :class:`Subject` (the head found once per module)."""
+def subject_of(model: Any, x: torch.Tensor, module: nn.Module | None = None) -> Subject:
+    """A LoadedModel or an nn.Module -> :class:`Subject` (the head found once per module).
+
+    ``module``: the network to run instead of the model's own (its float32 copy)."""
     if _is_loaded(model):
-        module, task, classes = model.module, model.task, model.classes
+        own, task, classes = model.module, model.task, model.classes
     elif isinstance(model, nn.Module):
-        module, task, classes = model, None, getattr(model, "classes", None)
+        own, task, classes = model, None, getattr(model, "classes", None)
     else:
         raise CnnlabError(f"cannot explain a {type(model).__name__}", where="model",
                           fix="pass a loaded bundle (cnnlab.load(run)) or a torch.nn.Module")
+    module = module if module is not None else own
     head = _HEADS.get(module)
     if head is None:
         with evaluating(module):
@@ -169,8 +172,12 @@ def evaluating(module: nn.Module, head: OutputHead | None = None) -> Iterator[No
             m.training = mode
 
 
-def float32(module: nn.Module) -> nn.Module:
-    """The module itself when it is float32, else a float32 copy (the explanation is always fp32)."""
+def float32(model: Any) -> nn.Module:
+    """The network itself when it is float32, else a float32 copy (the explanation is always fp32)."""
+    module = model.module if _is_loaded(model) else model
+    if not isinstance(module, nn.Module):
+        raise CnnlabError(f"cannot explain a {type(model).__name__}", where="model",
+                          fix="pass a loaded bundle (cnnlab.load(run)) or a torch.nn.Module")
     if all(p.dtype == torch.float32 for p in module.parameters()) and all(
             b.dtype == torch.float32 for b in module.buffers() if b.is_floating_point()):
         return module

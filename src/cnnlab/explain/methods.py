@@ -38,7 +38,6 @@ from cnnlab.explain.core import (
     check_feature_map,
     device_of,
     evaluating,
-    find_output_head,
     finish,
     float32,
     probabilities_of,
@@ -73,13 +72,9 @@ def explain(model: Any, images: Any, method: str = "gradcam", target: Any = None
     x = as_input(model, images)
     if len(x) == 0:
         raise CnnlabError("no image to explain", where="images", fix="give at least one image")
-    subject = subject_of(model, x)
-    module = float32(subject.module)
+    module = float32(model)
     x = x.to(device_of(module))
-    if module is not subject.module:  # a float32 copy: its own softmax module is the one to shadow
-        with evaluating(module):
-            head = find_output_head(module, x[:1]).for_task(subject.task)
-        subject = Subject(module, head, subject.task, subject.classes, subject.loaded)
+    subject = subject_of(model, x, module)
     name, layer_module = resolve_layer(module, layer, x, any_size=key == "cam") if (key in LAYER_METHODS or layer is not None) \
         else ("input", None)
     parts = [_BATCHED[key](subject, x[i:i + batch_size], layer_module, name, target if not _per_image(target)
