@@ -10,6 +10,8 @@ from cnnlab.errors import CnnlabError
 from cnnlab.explain import cam, explain, gradcam, gradcam_pp
 from cnnlab.spec import build
 
+pytestmark = pytest.mark.filterwarnings("ignore:.*has no positive value")
+
 GAP_DENSE = {
     "input_shape": [9, 7, 2],
     "layers": [
@@ -108,10 +110,10 @@ FAMILIES = [
     ("mnist_3conv", (28, 28, 1), {"output_activation": "linear"}),
     pytest.param("alexnet", (64, 64, 3), {}, marks=pytest.mark.slow),
     pytest.param("vgg11", (32, 32, 3), {}, marks=pytest.mark.slow),
-    ("googlenet", (32, 32, 3), {}),
+    pytest.param("googlenet", (32, 32, 3), {}, marks=pytest.mark.slow),
     ("resnet18", (32, 32, 3), {}),
     ("resnet20", (16, 16, 3), {}),
-    ("densenet121", (32, 32, 3), {}),
+    pytest.param("densenet121", (32, 32, 3), {}, marks=pytest.mark.slow),
     ("cifar_speedrun", (16, 16, 3), {"widths": [8, 16, 16], "stem": 8}),
 ]
 
@@ -127,6 +129,7 @@ def test_gradcam_is_the_paper_formula_on_every_family(name, shape, options):
     result = gradcam(model, x, target=target)
     assert result.raw.ndim == 3 and result.maps.shape == (3, shape[0], shape[1])
     expected = _direct_gradcam(model, x, result.layer, torch.tensor(target))
+    assert expected.max() > 0  # at least one non-empty map
     scale = max(float(np.abs(expected).max()), 1e-12)
     np.testing.assert_allclose(result.raw, expected, atol=1e-5 * scale, rtol=1e-4)
     plus = gradcam_pp(model, x, target=target, layer=result.layer)

@@ -25,10 +25,7 @@ from torch import nn
 
 from cnnlab.errors import CnnlabError
 
-try:  # the loaded-model module moves to cnnlab.inference (issue 12)
-    from cnnlab.inference.head import OutputHead, find_output_head
-except ImportError:  # pragma: no cover - before the move
-    from cnnlab.train.head import OutputHead, find_output_head
+from cnnlab.inference.head import OutputHead, find_output_head
 
 
 @dataclass
