@@ -229,3 +229,32 @@ def test_float32_whatever_the_model_dtype():
     result = gradcam(model, _x(2))
     assert result.maps.dtype == np.float32 and np.isfinite(result.maps).all()
     assert next(model.parameters()).dtype == torch.bfloat16  # the model itself is untouched
+
+
+def test_other_threads_see_the_model_unchanged_during_an_explanation():
+    """A server predicts from other threads while one explains: those predictions stay
+    probabilities, and their passes do not leak into the explanation."""
+    import threading
+
+    model = _model()
+    x = _x(2)
+    with torch.no_grad():
+        expected = model.eval()(x)
+    seen: dict[str, torch.Tensor] = {}
+
+    def predict_elsewhere(module, args, out):
+        if "other" not in seen and torch.is_grad_enabled():  # during the explained pass itself
+            seen["other"] = torch.zeros(0)
+            worker = threading.Thread(target=lambda: seen.__setitem__("other", model(x[[1, 0]]).detach()))
+            worker.start()
+            worker.join()
+
+    handle = model.layers["dense"].register_forward_hook(predict_elsewhere)  # after our hooks ran
+    try:
+        result = gradcam(model, x, target=[0, 1])
+    finally:
+        handle.remove()
+    torch.testing.assert_close(seen["other"], expected[[1, 0]])  # softmax output, not logits
+    torch.testing.assert_close(seen["other"].sum(1), torch.ones(2))
+    model_alone = gradcam(model, x, target=[0, 1])
+    np.testing.assert_array_equal(result.raw, model_alone.raw)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import difflib
+import threading
 import warnings
 import weakref
 from collections.abc import Iterator, Sequence
@@ -114,21 +115,46 @@ def subject_of(model: Any, x: torch.Tensor, module: nn.Module | None = None) -> 
                    model if _is_loaded(model) else None)
 
 
+def mine(hook: Any) -> Any:
+    """A forward hook that acts only for the thread that registered it.
+
+    A server may run the same module in other threads at the same time (predict requests):
+    their forward passes must neither feed this explanation nor be changed by it.
+    """
+    owner = threading.get_ident()
+
+    def wrapped(module: nn.Module, args: Any, out: Any) -> Any:
+        return hook(module, args, out) if threading.get_ident() == owner else None
+
+    return wrapped
+
+
 class Scores(nn.Module):
     """The model's scores to explain, (N, K): logits (pre-softmax / pre-sigmoid) or regression values.
 
-    Grad-CAM explains the class score y^c before the softmax (Selvaraju et al.): inside
-    :func:`evaluating` the model's own softmax / sigmoid is shadowed by an identity. One
-    sigmoid unit becomes two columns ``[-z, z]``, so class 0 and class 1 are both targets.
+    Grad-CAM explains the class score y^c before the softmax (Selvaraju et al.): when the
+    model applies its own softmax / sigmoid, the scores are that module's input, read by a
+    forward hook (the model itself is not changed, so other threads can use it meanwhile).
+    One sigmoid unit becomes two columns ``[-z, z]``, so class 0 and class 1 are both targets.
     """
 
     def __init__(self, subject: Subject) -> None:
         super().__init__()
         self.model = subject.module
         self.binary = subject.binary
+        self.activation = subject.head.module
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        z = self.model(x)
+        box: dict[str, torch.Tensor] = {}
+        handle = None
+        if self.activation is not None:
+            handle = self.activation.register_forward_hook(mine(lambda m, args, out: box.__setitem__("z", args[0])))
+        try:
+            out = self.model(x)
+        finally:
+            if handle is not None:
+                handle.remove()
+        z = box.get("z", out)
         z = z.reshape(z.shape[0], -1).float()
         return torch.cat([-z, z], 1) if self.binary else z
 
@@ -146,27 +172,30 @@ def probabilities_of(subject: Subject, scores: torch.Tensor, targets: torch.Tens
     return p.gather(1, targets[:, None])[:, 0].detach().cpu().numpy().astype(np.float32)
 
 
+# One explanation at a time: eval mode and the in-place flags are set on the shared module.
+LOCK = threading.RLock()
+
+
 @contextlib.contextmanager
-def evaluating(module: nn.Module, head: OutputHead | None = None) -> Iterator[None]:
-    """Eval mode, out-of-place activations and (with ``head``) logits out; all restored after."""
-    modes = {m: m.training for m in module.modules()}
-    inplace = [m for m in module.modules() if getattr(m, "inplace", False) is True]
-    module.eval()
-    for m in inplace:
-        m.inplace = False  # type: ignore[assignment]
-    try:
-        with contextlib.ExitStack() as stack:
-            if head is not None:
-                stack.enter_context(head.logits())
-            stack.enter_context(torch.autocast(device_type="cpu", enabled=False))
-            if torch.cuda.is_available():
-                stack.enter_context(torch.autocast(device_type="cuda", enabled=False))
-            yield
-    finally:
+def evaluating(module: nn.Module) -> Iterator[None]:
+    """Eval mode, out-of-place activations, no autocast; modes and flags restored after."""
+    with LOCK:
+        modes = {m: m.training for m in module.modules()}
+        inplace = [m for m in module.modules() if getattr(m, "inplace", False) is True]
+        module.eval()
         for m in inplace:
-            m.inplace = True  # type: ignore[assignment]
-        for m, mode in modes.items():
-            m.training = mode
+            m.inplace = False  # type: ignore[assignment]
+        try:
+            with contextlib.ExitStack() as stack:
+                stack.enter_context(torch.autocast(device_type="cpu", enabled=False))
+                if torch.cuda.is_available():
+                    stack.enter_context(torch.autocast(device_type="cuda", enabled=False))
+                yield
+        finally:
+            for m in inplace:
+                m.inplace = True  # type: ignore[assignment]
+            for m, mode in modes.items():
+                m.training = mode
 
 
 def float32(model: Any) -> nn.Module:
@@ -245,7 +274,7 @@ def trace_layers(root: nn.Module, x: torch.Tensor) -> list[tuple[str, nn.Module,
         def hook(mod: nn.Module, args: Any, out: Any, _name: str = name) -> None:
             if isinstance(out, torch.Tensor):
                 seen.append((_name, mod, tuple(out.shape)))
-        handles.append(module.register_forward_hook(hook))
+        handles.append(module.register_forward_hook(mine(hook)))
     try:
         with torch.no_grad(), evaluating(root):
             root(x[:1])
@@ -371,7 +400,7 @@ def capture(module: nn.Module, need_grad: bool = True) -> Iterator[dict[str, tor
         box["A"] = out
         return out.clone()
 
-    handle = module.register_forward_hook(hook)
+    handle = module.register_forward_hook(mine(hook))
     try:
         yield box
     finally:

@@ -30,6 +30,7 @@ from torch import nn
 
 from cnnlab.errors import CnnlabError
 from cnnlab.explain.core import (
+    LOCK,
     Explanation,
     Scores,
     Subject,
@@ -40,6 +41,7 @@ from cnnlab.explain.core import (
     evaluating,
     finish,
     float32,
+    mine,
     probabilities_of,
     resolve_layer,
     resolve_targets,
@@ -69,6 +71,12 @@ def explain(model: Any, images: Any, method: str = "gradcam", target: Any = None
     key = _ALIASES.get(str(method).lower(), str(method).lower())
     if key not in METHODS:
         raise CnnlabError(f"unknown method {method!r}", where="--method", fix=f"use one of {', '.join(METHODS)}")
+    with LOCK:  # one explanation at a time (Captum's hooks are not per thread); predict may run alongside
+        return _explain(model, images, key, target, layer, batch_size, options)
+
+
+def _explain(model: Any, images: Any, key: str, target: Any, layer: Any, batch_size: int,
+             options: dict[str, Any]) -> Explanation:
     x = as_input(model, images)
     if len(x) == 0:
         raise CnnlabError("no image to explain", where="images", fix="give at least one image")
@@ -121,7 +129,7 @@ def _per_image(target: Any) -> bool:
 def _forward(subject: Subject, x: torch.Tensor, layer: nn.Module, name: str, need_grad: bool = True):
     """(A, scores) with A the layer's output, the graph kept for a backward pass to A."""
     scorer = Scores(subject)
-    with evaluating(subject.module, subject.head), capture(layer, need_grad) as box, torch.set_grad_enabled(need_grad):
+    with evaluating(subject.module), capture(layer, need_grad) as box, torch.set_grad_enabled(need_grad):
         scores = scorer(x)
     a = check_feature_map(name, box.get("A"), subject.module, x)
     return a, scores
@@ -160,7 +168,7 @@ def _gradcam_pp(subject, x, layer, name, target, options):
 
 def _cam(subject, x, layer, name, target, options):
     linears: list[tuple[nn.Module, torch.Tensor, torch.Tensor]] = []
-    handles = [m.register_forward_hook(lambda mod, args, out: linears.append((mod, args[0], out)))
+    handles = [m.register_forward_hook(mine(lambda mod, args, out: linears.append((mod, args[0], out))))
                for m in subject.module.modules() if isinstance(m, nn.Linear)]
     try:
         a, scores = _forward(subject, x, layer, name, need_grad=False)
@@ -231,7 +239,7 @@ def _head_after(subject: Subject, x: torch.Tensor, name: str) -> str:
 
 def _captum(subject: Subject, x: torch.Tensor, target: Any, run: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]):
     scorer = Scores(subject)
-    with evaluating(subject.module, subject.head), torch.enable_grad():
+    with evaluating(subject.module), torch.enable_grad():
         with torch.no_grad():
             scores = scorer(x)
         targets = resolve_targets(target, scores, subject)
@@ -291,7 +299,7 @@ def _guided_gradcam(subject, x, layer, name, target, options):
 
 
 def _layer_output(subject: Subject, x: torch.Tensor, layer: nn.Module) -> Any:
-    with torch.no_grad(), evaluating(subject.module, subject.head), capture(layer, need_grad=False) as box:
+    with torch.no_grad(), evaluating(subject.module), capture(layer, need_grad=False) as box:
         subject.module(x)
     return box.get("A")
 
