@@ -341,6 +341,9 @@ def row_names(root: nn.Module) -> set[str]:
     return out
 
 
+_DEFAULT_LAYERS: weakref.WeakKeyDictionary[nn.Module, dict[tuple[Any, ...], str]] = weakref.WeakKeyDictionary()
+
+
 def resolve_layer(root: nn.Module, layer: str | nn.Module | None, x: torch.Tensor,
                   any_size: bool = False) -> tuple[str, nn.Module]:
     """(summary name, module) of ``layer`` (a summary name, a module path or a module), checked
@@ -351,8 +354,12 @@ def resolve_layer(root: nn.Module, layer: str | nn.Module | None, x: torch.Tenso
                 return display_name(root, qualified) or type(root).__name__, module
         raise CnnlabError("the layer module is not part of the model", where="layer",
                           fix="pass a layer name as `cnnlab summary` prints it")
-    if layer is None:
-        layer = default_layer(root, x, any_size)
+    if layer is None:  # found once per model and input size (a server explains many requests)
+        known = _DEFAULT_LAYERS.setdefault(root, {})
+        key = (tuple(x.shape[1:]), any_size)
+        if key not in known:
+            known[key] = default_layer(root, x, any_size)
+        layer = known[key]
     module = None
     if _is_spec(root) and layer in root.layers:
         module = root.layers[layer]

@@ -21,6 +21,7 @@ Every map is upsampled bilinearly to the input's size and scaled to [0, 1] (see
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -292,9 +293,12 @@ def _guided_gradcam(subject, x, layer, name, target, options):
     from captum.attr import GuidedGradCam
 
     check_feature_map(name, _layer_output(subject, x[:1], layer), subject.module, x)
-    attribution, targets, scores = _captum(
-        subject, x, target,
-        lambda f, xi, t: GuidedGradCam(f, layer).attribute(xi, target=t, interpolate_mode="bilinear"))
+    def run(f, xi, t):
+        with warnings.catch_warnings():  # Captum says it hooks the ReLUs (and removes them after)
+            warnings.filterwarnings("ignore", message="Setting backward hooks on ReLU")
+            return GuidedGradCam(f, layer).attribute(xi, target=t, interpolate_mode="bilinear")
+
+    attribution, targets, scores = _captum(subject, x, target, run)
     return _abs_sum(attribution), targets, scores
 
 
