@@ -102,6 +102,7 @@ def test_a_refused_command_prints_no_traceback_in_a_real_process(tmp_path):
 
 def test_data_option_is_where_train_and_evaluate_look_for_built_in_sets(tmp_path, capsys):
     root = tmp_path / "elsewhere"
+    root.mkdir()
     assert main(["train", "mnist", "--data", str(root), "-q", "--out", str(tmp_path / "run")]) == 2
     message = capsys.readouterr().err
     assert f"{root / 'mnist'}" in message and "train-images-idx3-ubyte.gz" in message

@@ -94,7 +94,7 @@ def data_download_command(
     from cnnlab.data.remote import download
     from cnnlab.data.roots import data_root
 
-    for path in download(name.lower(), data_root(data) / name.lower()):
+    for path in download(name.lower(), data_root(data, create=True) / name.lower()):
         typer.echo(f"ok {path}")
 
 

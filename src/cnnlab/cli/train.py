@@ -92,10 +92,12 @@ def evaluate_command(
     from cnnlab.inference.evaluate import evaluate_model, save_confusion_png
 
     loaded = load(model)
-    pre = loaded.preprocessing
+    pre = loaded.require_preprocessing()
     chosen = split or ("test" if "test" in available_splits(data, root=data_root) else "train")
+    # The model's class list labels the data: a test folder that lacks a class keeps every index right.
     imageset = open_dataset(data, split=chosen, root=data_root, image_size=tuple(pre["image_size"]), channels=int(pre["channels"]),
-                            task=loaded.task)
+                            task="regression" if loaded.task == "regression" else "classification",
+                            classes=loaded.classes if loaded.task != "regression" else None)
     result = evaluate_model(loaded, imageset, tta=tta)
     result["data"], result["split"] = data, chosen
     if loaded.task != "regression":

@@ -82,7 +82,7 @@ def available_splits(folder: Path) -> list[str]:
     return sorted(roots) if "train" in roots else ["train"]
 
 
-def _walk_images(folder: Path) -> list[str]:
+def walk_images(folder: Path) -> list[str]:
     """Image files under ``folder``, recursively, sorted, as path strings (pathlib is too
     slow for 100,000 files on every cached open)."""
     found = []
@@ -131,7 +131,7 @@ def load_folder(
     labels: list[int] = []
     prefix = len(str(class_root)) + 1
     for index, name in enumerate(classes):
-        for path in _walk_images(class_root / name) if (class_root / name).is_dir() else []:
+        for path in walk_images(class_root / name) if (class_root / name).is_dir() else []:
             files.append(SourceFile(path[prefix:].replace(os.sep, "/"), path=path))
             labels.append(index)
     decoded = decode_files(files, image_size=image_size, channels=channels, cache_folder=cache_folder,

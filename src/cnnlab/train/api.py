@@ -145,11 +145,14 @@ def make_regularization(model: nn.Module):
 # ------------------------------------------------------------------------------- data
 
 
-def _open(source: str, data: cfg.DataConfig, split: str, image_size=None, channels=None):
+def _open(source: str, data: cfg.DataConfig, split: str, image_size=None, channels=None, like=None):
+    """Open one set; ``like`` (the training set) fixes the task and the class list, so that
+    label k means the same class in a validation set that lacks a class."""
     from cnnlab.data.sources import open_dataset
 
     return open_dataset(source, split=split, root=data.root, image_size=image_size or data.image_size,
-                        channels=channels or data.channels, task=data.task)
+                        channels=channels or data.channels, task=like.task if like is not None else data.task,
+                        classes=like.classes if like is not None else None)
 
 
 def load_data(exp: cfg.Experiment, *, split_record: dict[str, Any] | None, image_size=None, channels=None):
@@ -162,14 +165,14 @@ def load_data(exp: cfg.Experiment, *, split_record: dict[str, Any] | None, image
     if len(train) == 0:
         raise CnnlabError("holds no usable image", where=data.source, fix="give a folder with images in class subfolders")
     if data.val:
-        return train, _open(data.val, data, "train", train.image_shape[:2], train.image_shape[2]), None
+        return train, _open(data.val, data, "train", train.image_shape[:2], train.image_shape[2], like=train), None
     if split_record is not None:
         tr, va = apply_split(train, split_record)
         return tr, va, split_record
     if data.val_split:
         return split_train_val(train, data.val_split, exp.seed)
     if "val" in available_splits(data.source, data.root):
-        return train, _open(data.source, data, "val", train.image_shape[:2], train.image_shape[2]), None
+        return train, _open(data.source, data, "val", train.image_shape[:2], train.image_shape[2], like=train), None
     return train, None, None
 
 
