@@ -40,34 +40,41 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``cnnlab`` script; returns the exit status."""
-    with warnings.catch_warnings():
-        warnings.showwarning = _show_warning
-        try:
-            code = app(args=argv, prog_name="cnnlab", standalone_mode=False)
-        except CnnlabError as error:
-            typer.echo(f"error: {error}", err=True)
-            return 2
-        except NoArgsIsHelpError as error:  # `cnnlab` or `cnnlab data` alone: the help, as click prints it
-            error.show()
-            return 2
-        except UsageError as error:
-            command = error.ctx.command_path if error.ctx is not None else "cnnlab"
-            typer.echo(f"error: {CnnlabError(error.format_message(), fix=f'see `{command} --help`')}", err=True)
-            return 2
-        except ClickException as error:
-            typer.echo(f"error: {shorten(error.format_message(), 2 * MAX_PART)}", err=True)
-            return error.exit_code
-        except Abort:
-            typer.echo("error: interrupted", err=True)
-            return 130
-        except OSError as error:  # what the system refused (a full disk, a permission) is the user's to fix
-            where = error.filename if error.filename is not None else None
-            message = CnnlabError(error.strerror or str(error), where=None if where is None else str(where),
-                                  fix="check the path, its permissions and the free space")
-            typer.echo(f"error: {message}", err=True)
-            return 2
-        except SystemExit as done:
-            return done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+    # Only the printer changes (not the filters, which modules set when first imported).
+    shown, warnings.showwarning = warnings.showwarning, _show_warning
+    try:
+        return _run(argv)
+    finally:
+        warnings.showwarning = shown
+
+
+def _run(argv: list[str] | None) -> int:
+    try:
+        code = app(args=argv, prog_name="cnnlab", standalone_mode=False)
+    except CnnlabError as error:
+        typer.echo(f"error: {error}", err=True)
+        return 2
+    except NoArgsIsHelpError as error:  # `cnnlab` or `cnnlab data` alone: the help, as click prints it
+        error.show()
+        return 2
+    except UsageError as error:
+        command = error.ctx.command_path if error.ctx is not None else "cnnlab"
+        typer.echo(f"error: {CnnlabError(error.format_message(), fix=f'see `{command} --help`')}", err=True)
+        return 2
+    except ClickException as error:
+        typer.echo(f"error: {shorten(error.format_message(), 2 * MAX_PART)}", err=True)
+        return error.exit_code
+    except Abort:
+        typer.echo("error: interrupted", err=True)
+        return 130
+    except OSError as error:  # what the system refused (a full disk, a permission) is the user's to fix
+        where = error.filename if error.filename is not None else None
+        message = CnnlabError(error.strerror or str(error), where=None if where is None else str(where),
+                              fix="check the path, its permissions and the free space")
+        typer.echo(f"error: {message}", err=True)
+        return 2
+    except SystemExit as done:
+        return done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
     return code if isinstance(code, int) else 0
 
 

@@ -188,8 +188,16 @@ def _tar_images(archive: Path) -> list[tuple[PurePosixPath, bytes]]:
                 out.append((path, handle.read() if handle else b""))
             return out
     except (tarfile.TarError, OSError, EOFError) as error:
-        raise CnnlabError(f"cannot read the archive ({error})", where=str(archive),
+        raise CnnlabError(f"cannot read the archive ({archive_reason(error)})", where=str(archive),
                           fix="check the file is a complete .tar / .tar.gz, or extract it and give the folder") from None
+
+
+def archive_reason(error: BaseException) -> str:
+    """One line for why a tar archive cannot be read (tarfile's own message lists, on lines of
+    their own, every compression it tried)."""
+    if isinstance(error, tarfile.ReadError):
+        return "not a tar / tar.gz archive, or a damaged one"
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 def _imageset(decoded: Decoded, labels: list[int], classes: list[str], where: str, present: set[str]) -> ImageSet:
