@@ -91,6 +91,10 @@ def evaluate_command(
     from cnnlab.inference import load
     from cnnlab.inference.evaluate import evaluate_model, save_confusion_png
 
+    from cnnlab.files import check_output
+
+    if png is not None:
+        check_output(png, "file", where=f"--png {png}")  # before the evaluation, not after it
     loaded = load(model)
     pre = loaded.require_preprocessing()
     chosen = split or ("test" if "test" in available_splits(data, root=data_root) else "train")

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from cnnlab.errors import CnnlabError, shorten
-from cnnlab.files import atomic_write_text, check_output, existing, path_kind
+from cnnlab.files import atomic_write_text, check_output, existing, is_file, path_kind
 from cnnlab.inference.head import OutputHead, find_output_head
 from cnnlab.train import config as cfg
 
@@ -95,7 +95,7 @@ def auto_settings(exp: cfg.Experiment, train_size: int) -> cfg.Experiment:
 
 
 def _is_spec_file(model: str) -> bool:
-    return model.lower().endswith((".yaml", ".yml", ".json")) or Path(model).is_file()
+    return model.lower().endswith((".yaml", ".yml", ".json")) or is_file(model, where=f"--model {model}")
 
 
 def build_model(model: Any, options: Mapping[str, Any], *, input_shape: Sequence[int], outputs: int,
@@ -105,8 +105,9 @@ def build_model(model: Any, options: Mapping[str, Any], *, input_shape: Sequence
         spec = auto_spec(input_shape, outputs, activation)
         return _build_spec(spec, seed), {"kind": "spec", "spec": None}, "auto_cnn (a small conv-BN-ReLU CNN)"
     if isinstance(model, (dict, list)) or (isinstance(model, str) and _is_spec_file(model)):
-        if isinstance(model, str) and not Path(model).is_file():
-            raise CnnlabError("no such spec file", where=model, fix="give the path of a model spec (.yaml or .json)")
+        if isinstance(model, str):
+            existing(model, "file", what="spec file", where=f"--model {model}",
+                     fix="give the path of a model spec (.yaml or .json), or a zoo name (`cnnlab models`)")
         built = _build_spec(model, seed)
         return built, {"kind": "spec", "spec": None}, f"spec {model if isinstance(model, str) else '(inline)'}"
     from cnnlab.models import create
