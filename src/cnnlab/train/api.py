@@ -309,8 +309,19 @@ def run_experiment(config_path: str | Path | None, overrides: Mapping[str, Any],
 RESUME_MAY_CHANGE = ("epochs", "device", "precision", "compile", "checkpoint_every", "data.root")
 
 
+# Schedules laid out over the whole run: more epochs would run past their end.
+SIZED_SCHEDULES = ("onecycle", "cosine")
+
+
 def _refuse_changes_on_resume(run_dir: Path, overrides: Mapping[str, Any], flags: Mapping[str, str] | None) -> None:
     saved = cfg.load_experiment(run_dir / cfg.CONFIG_FILE).model_dump(mode="json")
+    epochs = overrides.get("epochs")
+    if epochs is not None and epochs != saved["epochs"] and saved["schedule"]["name"] in SIZED_SCHEDULES:
+        name = (flags or {}).get("epochs", "epochs")
+        raise CnnlabError(f"{name} {epochs}: the run's {saved['schedule']['name']} schedule is laid out over its "
+                          f"{saved['epochs']} epochs, so it cannot be resumed for another number",
+                          where=f"--resume {run_dir}",
+                          fix=f"resume without {name}, or start a new run (--out) with --epochs {epochs}")
     for key, value in overrides.items():
         if value is None or key in RESUME_MAY_CHANGE:
             continue
