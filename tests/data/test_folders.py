@@ -156,7 +156,9 @@ def test_no_warning_for_a_clean_folder(tmp_path: Path, kit):
     kit.make_class_folder(tmp_path, {"a": 2, "b": 2})
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        open_dataset(str(tmp_path))
+        imageset = open_dataset(str(tmp_path))
+    assert imageset.classes == ["a", "b"] and imageset.targets.tolist() == [0, 0, 1, 1]
+    assert imageset.skipped == [] and imageset.empty_classes == []
 
 
 def test_bomb_between_one_and_two_times_the_limit_is_skipped_without_touching_warning_filters(tmp_path, kit,
