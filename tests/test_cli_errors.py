@@ -386,3 +386,25 @@ def test_predict_dir_reads_every_extension_training_reads(tmp_path, capsys):
     assert main(["predict", str(bundle), str(folder), "--json"]) == 0
     files = sorted(Path(r["file"]).name for r in json.loads(capsys.readouterr().out))
     assert files == sorted(f"img{s}" for s in formats)
+
+
+# --------------------------------------------------------- the printer's own safety nets
+
+
+def test_an_os_error_is_one_line_naming_the_file(monkeypatch, capsys):
+    import cnnlab.inference
+
+    def refuse(path, model=None):  # noqa: ANN001, ANN202
+        raise PermissionError(13, "Permission denied", "/srv/models/run")
+
+    monkeypatch.setattr(cnnlab.inference, "load", refuse)
+    line = refused(capsys, "predict", "/srv/models/run", "x.png")
+    assert line == "error: /srv/models/run: Permission denied Fix: check the path, its permissions and the free space"
+
+
+def test_a_warning_is_one_line_without_the_source_location(tmp_path, capsys):
+    data = make_folder(tmp_path / "imgs")
+    (data / "a" / "broken.png").write_bytes(b"not a png")
+    assert main(["train", str(data), "--epochs", "1", "--batch-size", "4", "--out", str(tmp_path / "run"), "-qq"]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"warning: {data.resolve()}: skipped 1 file(s): a/broken.png (not an image Pillow can read)"]

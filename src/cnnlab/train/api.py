@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from cnnlab.errors import CnnlabError, shorten
-from cnnlab.files import atomic_write_text, check_output, existing, is_file, path_kind
+from cnnlab.files import atomic_write_text, check_output, existing, exists, is_file, path_kind
 from cnnlab.inference.head import OutputHead, find_output_head
 from cnnlab.train import config as cfg
 
@@ -356,11 +356,11 @@ def _read_split(path: Path) -> Any:
 
 
 def _fresh_run_dir(exp: cfg.Experiment) -> Path:
-    stem = Path(exp.data.source).stem.replace(" ", "_") or "run"
+    stem = Path(exp.data.source).stem.replace(" ", "_")[:80] or "run"  # the name must fit the file system
     model = exp.model if isinstance(exp.model, str) else "auto"
-    base = Path("runs") / f"{stem}-{Path(model).stem}"
+    base = Path("runs") / f"{stem}-{Path(model).stem[:80]}"
     candidate, n = base, 1
-    while candidate.exists():
+    while exists(candidate):
         n += 1
         candidate = base.with_name(f"{base.name}-{n}")
     return candidate
