@@ -408,3 +408,25 @@ def test_a_warning_is_one_line_without_the_source_location(tmp_path, capsys):
     assert main(["train", str(data), "--epochs", "1", "--batch-size", "4", "--out", str(tmp_path / "run"), "-qq"]) == 0
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"warning: {data.resolve()}: skipped 1 file(s): a/broken.png (not an image Pillow can read)"]
+
+
+def test_a_config_of_aliases_repeating_aliases_is_refused_before_expanding(tmp_path, capsys):
+    config = tmp_path / "exp.yaml"
+    rows = ["data: shapes", "model_options:", "  a: &a [x, x, x, x, x, x, x, x, x]"]
+    rows += [f"  {b}: &{b} [{', '.join(['*' + a] * 9)}]" for a, b in zip("abcdefg", "bcdefgh")]  # 9**8 values
+    config.write_text("\n".join(rows) + "\n")
+    line = refused(capsys, "train", "--config", config)
+    assert line.startswith(f"error: {config}: expands to more than 100,000 values")
+
+
+def test_an_image_size_beyond_the_bound_or_the_memory(tmp_path, capsys):
+    from cnnlab.data.cache import check_fits_in_memory
+    from cnnlab.errors import CnnlabError
+
+    config = tmp_path / "exp.yaml"
+    config.write_text("data: {source: shapes, image_size: [100000, 100000]}\n")
+    line = refused(capsys, "train", "--config", config)
+    assert line.startswith(f"error: {config}:1: field 'data.image_size.0': input should be less than or equal to 4096")
+    check_fits_in_memory(1000, 32, 32, 3, "small")
+    with pytest.raises(CnnlabError, match=r"^photos: 1000000 images of 4096x4096x3 need 46875\.0 GiB decoded"):
+        check_fits_in_memory(1_000_000, 4096, 4096, 3, "/data/photos|None|None")

@@ -16,7 +16,7 @@ from cnnlab.data.idx import read_idx
 from cnnlab.data.imageset import ImageSet
 from cnnlab.data.roots import cache_dir, data_root
 from cnnlab.data.shapes import load_shapes
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, shorten
 from cnnlab.files import path_kind
 
 BUILTIN = ("shapes", "mnist", "fashion-mnist", "cifar10", "cifar100")
@@ -31,6 +31,7 @@ _IDX_FILES = {
 # Extracted class-per-folder copies of CIFAR-10 that count as `cifar10` too.
 _CIFAR_TREES = {"cifar10": ("cifar10-jpeg", "cifar10"), "cifar100": ("cifar100-jpeg", "cifar100")}
 _SPLITS = ("train", "test", "val")
+MAX_IMAGE_SIDE = 4096  # pixels per side a set is decoded to: beyond, a typo, not a CNN input
 
 
 def open_dataset(
@@ -66,9 +67,9 @@ def open_dataset(
     if channels not in (None, 1, 3):
         raise CnnlabError(f"channels must be 1 or 3, got {channels!r}", where="channels", fix="use 1 (gray) or 3 (RGB)")
     if image_size is not None:
-        if len(image_size) != 2 or min(image_size) < 1:
-            raise CnnlabError(f"image size must be two positive integers (H, W), got {image_size!r}",
-                              where="image_size", fix="e.g. 64 64")
+        if len(image_size) != 2 or min(image_size) < 1 or max(image_size) > MAX_IMAGE_SIDE:
+            raise CnnlabError(f"image size must be two whole numbers (H, W) from 1 to {MAX_IMAGE_SIDE}, got "
+                              f"{shorten(repr(image_size))}", where="image_size", fix="e.g. 64 64")
         image_size = (int(image_size[0]), int(image_size[1]))
     roots = data_root(root, create=download)  # a mistyped --data is refused before anything is written
     cache = cache_dir(root)

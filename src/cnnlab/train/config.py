@@ -26,7 +26,7 @@ import difflib
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -45,7 +45,8 @@ class DataConfig(Strict):
     source: str = Field(description="built-in name, image folder, .tar(.gz) or CSV")
     val_split: float | None = Field(0.2, ge=0.0, lt=1.0, description="validation fraction (0: none)")
     val: str | None = Field(None, description="an explicit validation set (name, folder or CSV)")
-    image_size: tuple[int, int] | None = None
+    image_size: tuple[Annotated[int, Field(ge=1, le=4096)], Annotated[int, Field(ge=1, le=4096)]] | None = Field(
+        None, description="(height, width) the images are resized to, 1 .. 4096 each")
     channels: Literal[1, 3] | None = None
     task: Literal["classification", "regression"] | None = None
     standardize: bool = False
@@ -165,6 +166,9 @@ def read_document(path: str | Path) -> tuple[dict[str, Any], yaml.Node | None]:
             raise _too_deep(path) from None
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+        if expanded_size(node) > MAX_NODES:
+            raise CnnlabError(f"expands to more than {MAX_NODES:,} values (YAML aliases repeating aliases)",
+                              where=str(path), fix="write the experiment out without nested &anchor / *alias chains")
         if path.suffix.lower() != ".json":
             data = yaml.safe_load(text)
     except yaml.YAMLError as error:
@@ -181,6 +185,29 @@ def read_document(path: str | Path) -> tuple[dict[str, Any], yaml.Node | None]:
         raise CnnlabError(f"must be a mapping of fields, got a {type(data).__name__}", where=str(path),
                           fix="write fields such as 'data: {source: shapes}' at the top level")
     return data, node
+
+
+MAX_NODES = 100_000  # values an experiment file may expand to (a real one has a few hundred)
+
+
+def expanded_size(node: yaml.Node | None) -> int:
+    """How many nodes the document holds once every alias is expanded, counted without expanding."""
+    sizes: dict[int, int] = {}
+
+    def size(n: yaml.Node) -> int:
+        if id(n) in sizes:
+            return sizes[id(n)]
+        sizes[id(n)] = 1  # a cycle (only possible with aliases to a parent) counts once
+        if isinstance(n, yaml.MappingNode):
+            total = 1 + sum(size(k) + size(v) for k, v in n.value)
+        elif isinstance(n, yaml.SequenceNode):
+            total = 1 + sum(size(v) for v in n.value)
+        else:
+            total = 1
+        sizes[id(n)] = total
+        return total
+
+    return 0 if node is None else size(node)
 
 
 def _too_deep(path: Path) -> CnnlabError:
