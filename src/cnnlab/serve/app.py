@@ -259,7 +259,7 @@ def heat_map_png(predictor: Predictor, data: bytes, x: np.ndarray, target: int |
     loaded = predictor.torch_model
     try:
         with predictor.lock:
-            result = explain(loaded, x[None], method="gradcam", target=target)
+            result = explain(loaded, np.array(x[None]), method="gradcam", target=target)  # writable
     except CnnlabError as error:
         raise ApiError(422, f"no heat map for this model: {error}", "use /v1/predict") from None
     height, width = probe_upload(data, "file")
