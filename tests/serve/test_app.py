@@ -14,7 +14,7 @@ pytest.importorskip("fastapi")
 pytest.importorskip("onnxruntime")
 
 from fastapi.testclient import TestClient  # noqa: E402
-from helpers import image_bytes, make_bundle, png_bytes  # noqa: E402
+from serve_helpers import image_bytes, make_bundle, png_bytes  # noqa: E402
 
 from cnnlab.inference import load  # noqa: E402
 from cnnlab.serve.app import create_app  # noqa: E402

@@ -17,7 +17,7 @@ from PIL import Image
 pytest.importorskip("onnxruntime")
 pytest.importorskip("fastapi")
 
-from helpers import make_bundle  # noqa: E402
+from serve_helpers import make_bundle  # noqa: E402
 
 from cnnlab.cli import main  # noqa: E402
 

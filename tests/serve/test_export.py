@@ -11,7 +11,7 @@ import torch
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
-from helpers import make_bundle  # noqa: E402
+from serve_helpers import make_bundle  # noqa: E402
 
 from cnnlab.errors import CnnlabError  # noqa: E402
 from cnnlab.inference import load  # noqa: E402
