@@ -94,8 +94,35 @@ def multipart(png: bytes) -> tuple[bytes, str]:
     return body, f"multipart/form-data; boundary={boundary}"
 
 
+def load_level_procs(url: str, bodies: list[tuple[bytes, str]], concurrency: int, requests: int,
+                     max_seconds: float, processes: int) -> dict:
+    """``load_level`` split over ``processes`` client processes (C / P connections each), merged."""
+    if processes <= 1 or concurrency < processes:
+        return asyncio.run(load_level(url, bodies, concurrency, requests, max_seconds))
+    import multiprocessing
+
+    share = [(url, bodies, concurrency // processes + (k < concurrency % processes),
+              requests // processes + (k < requests % processes), max_seconds, True) for k in range(processes)]
+    with multiprocessing.get_context("fork").Pool(processes) as pool:
+        parts = pool.starmap(_run_level, share)
+    latencies = np.concatenate([p["latencies"] for p in parts])
+    elapsed = max(p["seconds"] for p in parts)
+    return _summary(latencies, sum(p["errors"] for p in parts), elapsed)
+
+
+def _run_level(*args) -> dict:
+    return asyncio.run(load_level(*args))
+
+
+def _summary(latencies: np.ndarray, errors: int, elapsed: float) -> dict:
+    lat = np.asarray(latencies) * 1e3
+    return {"requests": len(lat), "errors": errors, "seconds": round(elapsed, 2),
+            "requests_per_s": round(len(lat) / elapsed, 1),
+            "p50_ms": round(float(np.percentile(lat, 50)), 2), "p99_ms": round(float(np.percentile(lat, 99)), 2)}
+
+
 async def load_level(url: str, bodies: list[tuple[bytes, str]], concurrency: int, requests: int,
-                     max_seconds: float) -> dict:
+                     max_seconds: float, raw: bool = False) -> dict:
     import httpx
 
     latencies: list[float] = []
@@ -121,10 +148,9 @@ async def load_level(url: str, bodies: list[tuple[bytes, str]], concurrency: int
         start = time.perf_counter()
         await asyncio.gather(*(worker(k) for k in range(concurrency)))
         elapsed = time.perf_counter() - start
-    lat = np.array(latencies) * 1e3
-    return {"requests": len(latencies), "errors": errors, "seconds": round(elapsed, 2),
-            "requests_per_s": round(len(latencies) / elapsed, 1),
-            "p50_ms": round(float(np.percentile(lat, 50)), 2), "p99_ms": round(float(np.percentile(lat, 99)), 2)}
+    if raw:
+        return {"latencies": np.array(latencies), "errors": errors, "seconds": elapsed}
+    return _summary(np.array(latencies), errors, elapsed)
 
 
 def main() -> None:
@@ -136,6 +162,8 @@ def main() -> None:
     parser.add_argument("--max-seconds", type=float, default=120, help="time cap per level")
     parser.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS of the servers")
     parser.add_argument("--engine", default="auto", help="auto (ONNX Runtime), onnxruntime or torch")
+    parser.add_argument("--client-processes", type=int, default=1,
+                        help="split the clients over this many processes (one Python client cannot keep 32 in flight)")
     args = parser.parse_args()
     import httpx
     from PIL import Image
@@ -168,7 +196,8 @@ def main() -> None:
                 for batching, (process, url) in servers.items():  # interleaved: same load for both
                     cpu = cpu_seconds(process.pid)
                     card = httpx.get(url + "/v1/model").json()
-                    row = asyncio.run(load_level(url, bodies, concurrency, args.requests, args.max_seconds))
+                    row = load_level_procs(url, bodies, concurrency, args.requests, args.max_seconds,
+                                           args.client_processes)
                     after = httpx.get(url + "/v1/model").json()
                     if batching:
                         passes = after["forward_passes"] - card["forward_passes"]
@@ -176,7 +205,8 @@ def main() -> None:
                     row["server_cpu_ms_per_request"] = round(1e3 * (cpu_seconds(process.pid) - cpu) / max(row["requests"], 1), 2)
                     totals[batching] += row["requests"]
                     errors[batching] += row["errors"]
-                    row.update(model=args.model, engine=args.engine, batching=batching, clients=concurrency,
+                    row.update(model=args.model, engine=args.engine, client_processes=args.client_processes,
+                               batching=batching, clients=concurrency,
                                load_avg_1m=round(os.getloadavg()[0], 2))
                     print(json.dumps(row), flush=True)
             for batching, (process, url) in servers.items():
