@@ -284,8 +284,38 @@ def run_experiment(config_path: str | Path | None, overrides: Mapping[str, Any],
             atomic_write_text(run_dir / SPLIT_FILE, json.dumps(split_record) + "\n")
     if verbose:
         say(f"run folder: {run_dir} ({trainer.device.type}, {trainer.bundle_meta['training_precision']})")
+    from cnnlab.train import runlog
+
+    started = runlog.start_session(run_dir, resumed=resume is not None, device=str(trainer.device),
+                                   precision=trainer.bundle_meta["training_precision"],
+                                   epochs_before=_epochs_logged(run_dir))
     rows = trainer.fit(train, val, epochs=exp.epochs, resume=resume is not None)
+    runlog.end_session(run_dir, started, epochs_after=len(rows))
+    _write_report(run_dir, say, verbose)
     return History(rows, run_dir, trainer.model.eval(), picked)
+
+
+def _epochs_logged(run_dir: Path) -> int:
+    try:
+        return max(len((run_dir / "history.csv").read_text(encoding="utf-8").splitlines()) - 1, 0)
+    except OSError:
+        return 0
+
+
+def _write_report(run_dir: Path, say, verbose: int) -> None:
+    """The run's HTML report; a failure to write it never loses the run (one line, then on)."""
+    # The one upward call (train -> report), kept inside the function: report
+    # depends on inference, never the other way round at import time.
+    try:
+        from cnnlab.report import write_report
+
+        path = write_report(run_dir)
+    except Exception as error:  # the run is saved; the report can be written later
+        say(f"report: not written ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}); "
+            f"write it with `cnnlab report {run_dir}`")
+        return
+    if verbose:
+        say(f"report: {path}")
 
 
 def _fresh_run_dir(exp: cfg.Experiment) -> Path:
