@@ -29,17 +29,14 @@ CONFUSED = 10  # most confused pairs listed
 AUGMENT_ROWS, AUGMENT_VIEWS = 6, 6
 
 
-# ------------------------------------------------------------------ inference (guarded)
+# ------------------------------------------------------------------------- inference
 
 
 def _inference() -> tuple[Any, Any]:
-    """(load, evaluate_model) from cnnlab.inference, or their old home in cnnlab.train until it moves."""
-    try:
-        from cnnlab.inference import load
-        from cnnlab.inference.evaluate import evaluate_model
-    except ImportError:  # before the inference package lands on main
-        from cnnlab.train.api import load
-        from cnnlab.train.evaluate import evaluate_model
+    """(load, evaluate_model), imported on use (torch)."""
+    from cnnlab.inference import load
+    from cnnlab.inference.evaluate import evaluate_model
+
     return load, evaluate_model
 
 

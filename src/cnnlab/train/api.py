@@ -178,7 +178,7 @@ def load_data(exp: cfg.Experiment, *, split_record: dict[str, Any] | None, image
 
 def fit(data: str | None = None, model: Any = None, *, config: str | Path | None = None,
         out: str | Path | None = None, resume: str | Path | None = None, verbose: int = 1,
-        data_root: str | Path | None = None, **options: Any) -> History:
+        data_root: str | Path | None = None, report: bool = True, **options: Any) -> History:
     """Train a model and return its history (Keras-like ``History``, plus ``run_dir`` and ``model``).
 
     ``data``: a built-in set name, an image folder or a CSV. ``model``: a zoo name,
@@ -187,6 +187,7 @@ def fit(data: str | None = None, model: Any = None, *, config: str | Path | None
     (``fit("shapes", epochs=5, **{"optimizer.lr": 0.01})``) or section dicts.
     ``resume``: a run folder to continue. ``verbose``: 1 bar, 2 a line per epoch, 0 quiet.
     ``data_root``: where built-in sets are looked up (default $CNNLAB_DATA, else ~/.cache/cnnlab).
+    ``report``: write the run's HTML report (``report.html``) at the end.
     """
     overrides: dict[str, Any] = {}
     if data is not None:
@@ -203,11 +204,11 @@ def fit(data: str | None = None, model: Any = None, *, config: str | Path | None
                 overrides[f"{key}.{sub}"] = inner
         else:
             overrides[key] = value
-    return run_experiment(config, overrides, resume=resume, verbose=verbose)
+    return run_experiment(config, overrides, resume=resume, verbose=verbose, report=report)
 
 
 def run_experiment(config_path: str | Path | None, overrides: Mapping[str, Any], *, resume: str | Path | None = None,
-                   verbose: int = 1, flags: Mapping[str, str] | None = None, say=None) -> History:
+                   verbose: int = 1, flags: Mapping[str, str] | None = None, say=None, report: bool = True) -> History:
     """Validate, prepare everything, then train in the run folder (see the module doc)."""
     from cnnlab.data.loader import BatchLoader, make_preprocessing
     from cnnlab.train.state import seed_everything, state_files
@@ -290,7 +291,8 @@ def run_experiment(config_path: str | Path | None, overrides: Mapping[str, Any],
                                    epochs_before=_epochs_logged(run_dir))
     rows = trainer.fit(train, val, epochs=exp.epochs, resume=resume is not None)
     runlog.end_session(run_dir, started, epochs_after=len(rows))
-    _write_report(run_dir, say, verbose)
+    if report:
+        _write_report(run_dir, say, verbose)
     return History(rows, run_dir, trainer.model.eval(), picked)
 
 
