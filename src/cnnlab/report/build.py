@@ -236,7 +236,8 @@ def curves_section(run: Run) -> dict[str, Any]:
         lrs = run.series("learning_rate")
         positive = all(v > 0 for v in lrs if math.isfinite(v))
         plots.append({"title": "learning rate", "uri": fig.curve_uri(epochs, lrs, None, title="learning rate",
-                                                                    best=best, events=events, log_y=positive)})
+                                                                    best=best, events=events, log_y=positive,
+                                                                    train_label="learning rate")})
     monitor, mode = run.monitor
     table = [{"epoch": e + 1, "best": i == best, "values": [_num(row.get(c)) for c in columns]}
              for i, (e, row) in enumerate(zip(epochs, run.history))]

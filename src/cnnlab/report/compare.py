@@ -42,14 +42,17 @@ def config_differences(runs: Sequence[Run]) -> list[tuple[str, list[Any]]]:
     keys: list[str] = []
     for f in flat:
         keys.extend(k for k in f if k not in keys)
-    missing = object()
     rows = []
     for key in keys:
         if key.split(".")[0] in _IGNORED:
             continue
-        values = [f.get(key, missing) for f in flat]
+        # A section one run leaves null and another fills (augment: null vs {rotation_range: 10})
+        # shows as its filled fields; the null section itself is no extra row.
+        if any(k.startswith(key + ".") for k in keys):
+            continue
+        values = [f.get(key) for f in flat]
         if any(v != values[0] for v in values[1:]):
-            rows.append((key, ["—" if v is missing else v for v in values]))
+            rows.append((key, values))
     return rows
 
 
@@ -97,10 +100,10 @@ def comparison(run_dirs: Sequence[str | Path]) -> dict[str, Any]:
                                               for m in metrics]))
     for column in columns:
         rows.append((f"final {column}", [_fmt(m["final"].get(column)) if column in m["final"] else "—" for m in metrics]))
-    differences = [(k, [_fmt(v) for v in values]) for k, values in config_differences(runs)]
+    differences = [(k, ["—" if v is None else str(v) for v in values]) for k, values in config_differences(runs)]
     plots = []
     for column in columns:
-        series = [(name, r.series(column)) for name, r in zip(names, runs) if column in r.columns]
+        series = [(name, r.series(column), i) for i, (name, r) in enumerate(zip(names, runs)) if column in r.columns]
         if series:
             plots.append({"title": column, "uri": fig.overlay_curves_uri(series, column)})
     return {"names": names, "paths": [str(r.path) for r in runs], "differences": differences, "metrics": rows,

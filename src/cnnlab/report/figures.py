@@ -89,13 +89,14 @@ def colormap(unit: np.ndarray, name: str = "viridis") -> np.ndarray:
 
 
 def curve_uri(epochs: Sequence[int], train: Sequence[float] | None, val: Sequence[float] | None, *, title: str,
-              best: int | None, events: Sequence[dict[str, Any]] = (), log_y: bool = False) -> str:
+              best: int | None, events: Sequence[dict[str, Any]] = (), log_y: bool = False,
+              train_label: str = "train") -> str:
     """One metric over the epochs (numbered from 1): train and validation, the best epoch, the events."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(4.6, 3.0))
     x = [e + 1 for e in epochs]
     if train is not None:
-        ax.plot(x, train, marker="o", ms=3, color=TRAIN_COLOUR, label="train")
+        ax.plot(x, train, marker="o", ms=3, color=TRAIN_COLOUR, label=train_label)
     if val is not None:
         ax.plot(x, val, marker="o", ms=3, color=VAL_COLOUR, label="validation")
     if best is not None:
@@ -107,8 +108,9 @@ def curve_uri(epochs: Sequence[int], train: Sequence[float] | None, val: Sequenc
         ax.set_yscale("log")
     ax.set_title(title, fontsize=10)
     ax.set_xlabel("epoch")
-    if len(x) <= 12:
-        ax.set_xticks(x)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     handles, labels = ax.get_legend_handles_labels()
     unique = dict(zip(labels, handles))
@@ -117,12 +119,15 @@ def curve_uri(epochs: Sequence[int], train: Sequence[float] | None, val: Sequenc
     return figure_uri(fig)
 
 
-def overlay_curves_uri(runs: Sequence[tuple[str, Sequence[float]]], title: str) -> str:
-    """Several runs' series of one metric on one plot (the comparison page)."""
+def overlay_curves_uri(runs: Sequence[tuple[str, Sequence[float], int]], title: str) -> str:
+    """Several runs' series of one metric on one plot (the comparison page): (name, values, colour index)."""
+    from matplotlib.ticker import MaxNLocator
+
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5.0, 3.2))
-    for name, values in runs:
-        ax.plot(range(1, len(values) + 1), values, marker="o", ms=3, label=name)
+    for name, values, colour in runs:
+        ax.plot(range(1, len(values) + 1), values, marker="o", ms=3, label=name, color=f"C{colour % 10}")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title(title, fontsize=10)
     ax.set_xlabel("epoch")
     ax.grid(alpha=0.3)
