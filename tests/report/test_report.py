@@ -126,6 +126,12 @@ def test_evaluation_equals_evaluate_model_on_the_saved_split(classification_run:
         values = [float(v) for v in re.findall(r'data-value="([^"]+)"', rest)]
         scores = want["per_class"][cls]
         assert values == [scores["precision"], scores["recall"], scores["f1"], scores["support"]]
+    # the confusion matrix (counts): an HTML table, rows true, columns predicted
+    counts = section[section.index('<table class="confusion">'):]
+    counts = counts[:counts.index("</table>")]
+    rows = [[int(v) for v in re.findall(r'<td class="n[^"]*" style="[^"]*">(\d+)</td>', row)]
+            for row in counts.split("<tr>")[2:]]
+    assert rows == want["confusion_matrix"]
     # one gallery card per top loss (all 12 images here: fewer than the gallery's 16)
     assert section.count('class="card"') == 12
 

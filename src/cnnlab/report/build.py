@@ -26,6 +26,7 @@ from cnnlab.report.run import META_FILE, Run, read_run
 REPORT_FILE = "report.html"
 GALLERY = 16  # top losses / worst predictions shown
 CONFUSED = 10  # most confused pairs listed
+HTML_MATRIX = 20  # confusion matrices up to this many classes are HTML tables, larger ones a picture
 AUGMENT_ROWS, AUGMENT_VIEWS = 6, 6
 
 
@@ -310,10 +311,10 @@ def evaluation_section(model: Any, evaluate_model: Any, imageset: Any, split: st
                              "f1": _num(v["f1"]), "support": _num(v["support"])}
                             for c, v in result["per_class"].items()]
     matrix = np.asarray(result["confusion_matrix"])
-    section["confusion_counts"] = fig.confusion_uri(matrix, classes, normalised=False)
-    section["confusion_normalised"] = fig.confusion_uri(matrix, classes, normalised=True)
-    if k <= 12:  # small enough to read as a table too
-        section["matrix"] = {"classes": classes, "rows": [[int(v) for v in row] for row in matrix]}
+    if k <= HTML_MATRIX:  # shaded HTML tables: crisp, searchable, and no text for matplotlib to lay out
+        section["matrix"] = _matrix_tables(matrix, classes)
+    else:
+        section["confusion"] = fig.confusion_uri(matrix, classes)
     pairs = [(int(matrix[i, j]), i, j) for i in range(k) for j in range(k) if i != j and matrix[i, j] > 0]
     pairs.sort(key=lambda t: (-t[0], t[1], t[2]))
     section["confused"] = [{"true": classes[i], "predicted": classes[j], "count": n,
@@ -321,6 +322,21 @@ def evaluation_section(model: Any, evaluate_model: Any, imageset: Any, split: st
     if out is not None:
         section.update(_top_losses(model, imageset, out, y, classes))
     return section
+
+
+def _matrix_tables(matrix: np.ndarray, classes: list[str]) -> dict[str, Any]:
+    """Counts and row-normalised shares, each cell with its shade (0..1 of the table's scale)."""
+    counts = np.asarray(matrix, dtype=np.int64)
+    sums = counts.sum(1, keepdims=True)
+    shares = np.divide(counts, sums, out=np.zeros(counts.shape), where=sums > 0)
+    peak = max(int(counts.max()) if counts.size else 0, 1)
+
+    def cell(text: str, shade: float) -> dict[str, Any]:
+        return {"text": text, "shade": f"{0.08 + 0.85 * shade:.3f}" if shade > 0 else "0", "dark": shade > 0.55}
+
+    return {"classes": classes,
+            "counts": [[cell(str(int(v)), v / peak) for v in row] for row in counts],
+            "shares": [[cell(f"{v:.2f}", float(v)) for v in row] for row in shares]}
 
 
 def _file(imageset: Any, i: int) -> str | None:
@@ -388,12 +404,22 @@ def inside_section(model: Any, imageset: Any) -> dict[str, Any]:
             stages[-1] = (name, output)
         else:
             stages.append((name, output))
-    maps = [{"layer": name, "shape": f"{out.shape[2]}x{out.shape[3]}, {out.shape[1]} channels",
-             "uri": fig.array_uri(fig.maps_image(out[0].float().cpu().numpy()))} for name, out in stages[:8]]
+    maps = []
+    for name, out in stages[:8]:
+        tiles = fig.maps_image(out[0].float().cpu().numpy())
+        maps.append({"layer": name, "shape": f"{out.shape[2]}x{out.shape[3]}, {out.shape[1]} channels",
+                     "uri": fig.array_uri(tiles), "width": _shown_width(tiles, out.shape[2], 56)})
     shown = image[0][..., 0] if image.shape[-1] == 1 else image[0]
+    filters = fig.filters_image(weight)
     return {"first_layer": first_name, "filters_shape": "x".join(str(v) for v in weight.shape),
-            "filters": fig.array_uri(fig.filters_image(weight)), "image": fig.array_uri(shown), "maps": maps,
-            "error": None}
+            "filters": fig.array_uri(filters), "filters_width": _shown_width(filters, weight.shape[2], 28),
+            "image": fig.array_uri(shown), "maps": maps, "error": None}
+
+
+def _shown_width(tiles: np.ndarray, tile_height: int, want: int, limit: int = 1100) -> int:
+    """CSS width (px) that shows each tile about ``want`` pixels tall, in whole pixels per pixel."""
+    scale = max(1, round(want / max(int(tile_height), 1)))
+    return int(min(tiles.shape[1] * scale, limit))
 
 
 # ---------------------------------------------------------------------------- the page

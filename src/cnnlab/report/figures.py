@@ -115,7 +115,7 @@ def curve_uri(epochs: Sequence[int], train: Sequence[float] | None, val: Sequenc
     handles, labels = ax.get_legend_handles_labels()
     unique = dict(zip(labels, handles))
     ax.legend(unique.values(), unique.keys(), fontsize=7)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.17, right=0.97, top=0.9, bottom=0.16)
     return figure_uri(fig)
 
 
@@ -132,40 +132,44 @@ def overlay_curves_uri(runs: Sequence[tuple[str, Sequence[float], int]], title: 
     ax.set_xlabel("epoch")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.15, right=0.97, top=0.9, bottom=0.15)
     return figure_uri(fig)
 
 
 # -------------------------------------------------------------------------- evaluation
 
 
-def confusion_uri(matrix: np.ndarray, classes: Sequence[str], *, normalised: bool) -> str:
-    """The confusion matrix (rows true, columns predicted): counts, or each row divided by its sum."""
+def confusion_uri(matrix: np.ndarray, classes: Sequence[str]) -> str:
+    """The confusion matrix (rows true, columns predicted) twice, side by side: the counts, and each
+    row divided by its sum (recall on the diagonal). One figure with fixed margins: matplotlib's
+    text layout is most of a report's time, and tight_layout would lay every label out twice."""
     plt = _plt()
-    m = np.asarray(matrix, dtype=np.float64)
-    if normalised:
-        sums = m.sum(1, keepdims=True)
-        m = np.divide(m, sums, out=np.zeros_like(m), where=sums > 0)
+    counts = np.asarray(matrix, dtype=np.float64)
+    sums = counts.sum(1, keepdims=True)
+    normalised = np.divide(counts, sums, out=np.zeros_like(counts), where=sums > 0)
     k = len(classes)
-    side = min(2.0 + 0.45 * k, 11.0)
-    fig, ax = plt.subplots(figsize=(side + 0.8, side))
-    image = ax.imshow(m, cmap="Blues", vmin=0, vmax=1 if normalised else None)
-    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     labels = [c if len(c) <= 14 else c[:13] + "…" for c in classes]
-    if k <= 40:
-        ax.set_xticks(range(k), labels, rotation=45, ha="right", fontsize=8)
-        ax.set_yticks(range(k), labels, fontsize=8)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    if k <= 20:
-        peak = m.max() if m.size else 0
-        for i in range(k):
-            for j in range(k):
-                text = f"{m[i, j]:.2f}" if normalised else str(int(m[i, j]))
-                ax.text(j, i, text, ha="center", va="center", fontsize=7,
-                        color="white" if m[i, j] > peak / 2 else "black")
-    ax.set_title("row-normalised (recall on the diagonal)" if normalised else "counts", fontsize=10)
-    fig.tight_layout()
+    side = min(1.6 + 0.42 * k, 10.0)
+    margin = 0.25 + 0.075 * max((len(x) for x in labels), default=1) if k <= 40 else 0.4  # inches of tick labels
+    width, height = 2 * (side + 0.7) + 2 * margin, side + margin + 0.5
+    fig, axes = plt.subplots(1, 2, figsize=(width, height))
+    fig.subplots_adjust(left=margin / width, right=1 - 0.6 / width, bottom=margin / height, top=1 - 0.35 / height,
+                        wspace=(margin + 0.7) / (side + 0.2))
+    for ax, m, normal in ((axes[0], counts, False), (axes[1], normalised, True)):
+        image = ax.imshow(m, cmap="Blues", vmin=0, vmax=1 if normal else None)
+        fig.colorbar(image, ax=ax, fraction=0.046, pad=0.03)
+        if k <= 40:
+            ax.set_xticks(range(k), labels, rotation=45, ha="right", fontsize=8)
+            ax.set_yticks(range(k), labels, fontsize=8)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        if k <= 20:
+            peak = m.max() if m.size else 0
+            for i in range(k):
+                for j in range(k):
+                    ax.text(j, i, f"{m[i, j]:.2f}" if normal else str(int(m[i, j])), ha="center", va="center",
+                            fontsize=7, color="white" if m[i, j] > peak / 2 else "black")
+        ax.set_title("row-normalised (recall on the diagonal)" if normal else "counts", fontsize=10)
     return figure_uri(fig)
 
 
@@ -182,7 +186,7 @@ def scatter_uri(truth: np.ndarray, predicted: np.ndarray) -> str:
     ax.set_title("predicted vs true", fontsize=10)
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.17, right=0.96, top=0.92, bottom=0.13)
     return figure_uri(fig)
 
 
@@ -196,7 +200,7 @@ def histogram_uri(residuals: np.ndarray) -> str:
     ax.set_ylabel("images")
     ax.set_title("residuals", fontsize=10)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.17, right=0.96, top=0.92, bottom=0.13)
     return figure_uri(fig)
 
 
