@@ -254,7 +254,9 @@ def _gradcam(model: Any, x: Any, targets: list[int]) -> tuple[list[np.ndarray] |
     except ImportError:
         return None, "Grad-CAM overlays need cnnlab.explain, which this install does not have yet"
     try:
-        result = explain(model, x, method="gradcam", target=targets)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a map with no positive evidence is still shown (flat)
+            result = explain(model, x, method="gradcam", target=targets)
         return list(np.asarray(result.maps, dtype=np.float32)), None
     except Exception as error:  # the gallery still shows the images
         return None, f"Grad-CAM was not computed ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})"
