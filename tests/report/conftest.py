@@ -38,14 +38,17 @@ def _image(kind: int, rng: np.random.Generator) -> np.ndarray:
     return np.clip(image + rng.normal(0, 8, image.shape), 0, 255).astype(np.uint8)
 
 
-def make_folder(root: Path, per_class: int = 10) -> Path:
+def make_folder(root: Path, per_class: int = 10, test_per_class: int = 0) -> Path:
+    """One subfolder per class (``root/train/<class>`` and ``root/test/<class>`` with a test split)."""
     rng = np.random.default_rng(0)
-    for k, name in enumerate(CLASSES):
-        folder = root / name
-        folder.mkdir(parents=True)
-        for i in range(per_class):
-            Image.fromarray(_image(k, rng)).save(folder / f"{name}-{i}.png")
-    (root / "circle" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")  # skipped, with its reason
+    splits = [("train", per_class), ("test", test_per_class)] if test_per_class else [("", per_class)]
+    for split, count in splits:
+        for k, name in enumerate(CLASSES):
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            for i in range(count):
+                Image.fromarray(_image(k, rng)).save(folder / f"{name}-{i}.png")
+    (root / splits[0][0] / "circle" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")  # skipped, with its reason
     return root
 
 
@@ -73,7 +76,7 @@ def classification_run(tmp_path_factory: pytest.TempPathFactory, report_data: Pa
     from cnnlab.train.api import fit
 
     base = tmp_path_factory.mktemp("cls")
-    data = make_folder(base / "images")
+    data = make_folder(base / "images", test_per_class=4)
     run = base / "run"
     fit(str(data), out=run, epochs=2, batch_size=16, verbose=0, data_root=report_data,
         augment={"horizontal_flip": True, "rotation_range": 10}, **{"data.val_split": 0.25})

@@ -40,7 +40,7 @@ def test_train_wrote_the_report_and_the_session_log(classification_run: Path) ->
 def test_classification_page_has_every_section(classification_run: Path, tmp_path: Path) -> None:
     path = write_report(classification_run, tmp_path / "page.html")
     page = _page(path)
-    assert RUN_SECTIONS | {"evaluation-validation", "summary", "class-counts", "final-metrics"} <= page.ids
+    assert RUN_SECTIONS | {"evaluation-validation", "evaluation-test", "summary", "class-counts", "final-metrics"} <= page.ids
     text = page.all_text
     for words in ("Learning curves", "Best epoch", "Per class", "Confusion matrix", "Most confused pairs",
                   "Top losses", "First layer's learned filters", "Feature maps of one image", "top-5 accuracy",
@@ -49,7 +49,9 @@ def test_classification_page_has_every_section(classification_run: Path, tmp_pat
         assert words in text, words
     # the class counts per split: 6 classes x 10 images, a quarter of each to validation
     counts = {row[0]: row[1:] for row in page.tables["class-counts"][1:]}
-    assert counts["circle"] == ["8", "2"] and counts["total"] == ["48", "12"]  # round(2.5) = 2 per class
+    assert page.tables["class-counts"][0] == ["class", "train", "validation", "test"]
+    assert counts["circle"] == ["8", "2", "4"] and counts["total"] == ["48", "12", "24"]  # round(2.5) = 2 per class
+    assert "Evaluation on the test split (24 images)" in text
     assert set(CLASSES) <= set(counts)
     # the augmentation grid, the confusion matrices, the gallery: images, each a PNG that decodes
     images = [value for tag, key, value in page.urls if tag == "img"]
@@ -110,10 +112,10 @@ def test_evaluation_equals_evaluate_model_on_the_saved_split(classification_run:
 
     model = load(classification_run)
     sets, _ = open_splits(read_run(classification_run), model.meta)
-    assert len(sets["validation"]) == 12 and len(sets["train"]) == 48
+    assert len(sets["validation"]) == 12 and len(sets["train"]) == 48 and len(sets["test"]) == 24
     want = evaluate_model(model, sets["validation"])
     html = (classification_run / "report.html").read_text(encoding="utf-8")
-    section = html[html.index('id="evaluation-validation"'):]
+    section = html[html.index('id="evaluation-validation"'):html.index('id="evaluation-test"')]
     accuracy = re.search(r'data-metric="accuracy"><div class="v"><span data-value="([^"]+)"', section).group(1)
     assert float(accuracy) == want["accuracy"]
     top5 = re.search(r'data-metric="top-5 error"><div class="v"><span data-value="([^"]+)"', section).group(1)
