@@ -244,3 +244,16 @@ def test_a_failing_report_does_not_lose_the_run(tmp_path: Path, monkeypatch, rep
     line = [s for s in said if s.startswith("report:")]
     assert line == [f"report: not written (RuntimeError: disk full); write it with `cnnlab report {tmp_path / 'run'}`"]
     del fit
+
+
+def test_data_that_moved_is_said_and_the_rest_shown(classification_run: Path, tmp_path: Path) -> None:
+    import yaml
+
+    run = copy_run(classification_run, tmp_path)
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    config["data"]["source"] = str(tmp_path / "gone")
+    (run / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    page = _page(write_report(run))
+    text = page.all_text
+    assert "the data could not be opened, so nothing is evaluated" in text and str(tmp_path / "gone") in text
+    assert {"model", "curves", "history", "summary"} <= page.ids and "evaluation-validation" not in page.ids

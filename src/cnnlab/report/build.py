@@ -21,7 +21,7 @@ import numpy as np
 from cnnlab.errors import CnnlabError
 from cnnlab.files import atomic_write_text
 from cnnlab.report import figures as fig
-from cnnlab.report.run import META_FILE, Run, read_run
+from cnnlab.report.run import Run, read_run
 
 REPORT_FILE = "report.html"
 GALLERY = 16  # top losses / worst predictions shown
@@ -162,7 +162,8 @@ def run_section(run: Run, meta: dict[str, Any] | None, sets: dict[str, Any], mod
         "augment": run.config.get("augment"), "augment_grid": augment_grid(run, train),
         "model": model_section(run, meta, model),
         "config_text": run.config_text, "seed": run.config.get("seed"),
-        "device": times["device"] or run.config.get("device"), "precision": times["precision"] or run.config.get("precision"),
+        "device": times["device"] or (f"{run.config.get('device')} (the config's; the device used was not recorded)"
+                                      if run.config.get("device") else None), "precision": times["precision"] or run.config.get("precision"),
         "versions": versions, "start": times["start"], "end": times["end"], "duration": _duration(times["seconds"]),
         "resumed": times["resumed"], "sessions": times["sessions"], "times_recorded": times["recorded"],
         "epochs_trained": (meta or {}).get("epochs_trained", len(run.history)), "epochs_asked": run.config.get("epochs"),
@@ -497,4 +498,4 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     return path
 
 
-__all__ = ["write_report", "build_context", "open_splits", "REPORT_FILE", "META_FILE"]
+__all__ = ["REPORT_FILE", "build_context", "open_splits", "write_report"]
