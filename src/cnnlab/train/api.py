@@ -286,13 +286,18 @@ def run_experiment(config_path: str | Path | None, overrides: Mapping[str, Any],
         say(f"run folder: {run_dir} ({trainer.device.type}, {trainer.bundle_meta['training_precision']})")
     from cnnlab.train import runlog
 
-    started = runlog.start_session(run_dir, resumed=resume is not None, device=str(trainer.device),
-                                   precision=trainer.bundle_meta["training_precision"],
-                                   epochs_before=_epochs_logged(run_dir))
+    # run.json and the report are the run folder's: written by one process (rank 0 under torchrun).
+    main_process = not (torch.distributed.is_available() and torch.distributed.is_initialized()) \
+        or torch.distributed.get_rank() == 0
+    if main_process:
+        started = runlog.start_session(run_dir, resumed=resume is not None, device=str(trainer.device),
+                                       precision=trainer.bundle_meta["training_precision"],
+                                       epochs_before=_epochs_logged(run_dir))
     rows = trainer.fit(train, val, epochs=exp.epochs, resume=resume is not None)
-    runlog.end_session(run_dir, started, epochs_after=len(rows))
-    if report:
-        _write_report(run_dir, say, verbose)
+    if main_process:
+        runlog.end_session(run_dir, started, epochs_after=len(rows))
+        if report:
+            _write_report(run_dir, say, verbose)
     return History(rows, run_dir, trainer.model.eval(), picked)
 
 
