@@ -257,3 +257,41 @@ def test_data_that_moved_is_said_and_the_rest_shown(classification_run: Path, tm
     text = page.all_text
     assert "the data could not be opened, so nothing is evaluated" in text and str(tmp_path / "gone") in text
     assert {"model", "curves", "history", "summary"} <= page.ids and "evaluation-validation" not in page.ids
+
+
+def test_top_losses_get_the_explain_apis_grad_cam(classification_run: Path, tmp_path: Path, monkeypatch) -> None:
+    """The gallery calls cnnlab.explain.explain(model, x, method="gradcam", target=[predicted class per image])
+    and overlays its maps with cnnlab.explain.overlay (stand-ins here, recording what they were given)."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    import cnnlab.explain
+
+    calls: list[dict] = []
+
+    def explain(model, images, method="gradcam", target=None, layer=None):
+        calls.append({"n": len(images), "method": method, "target": list(target), "shape": tuple(images.shape)})
+        maps = np.tile(np.linspace(0, 1, images.shape[-1], dtype=np.float32), (len(images), images.shape[-2], 1))
+        return SimpleNamespace(maps=maps, targets=list(target))
+
+    def overlay(image, heat, alpha=0.5, colormap="jet"):
+        return np.zeros((*heat.shape, 3), dtype=np.uint8) + 7
+
+    monkeypatch.setattr(cnnlab.explain, "explain", explain, raising=False)
+    monkeypatch.setattr(cnnlab.explain, "overlay", overlay, raising=False)
+    path = write_report(classification_run, tmp_path / "cam.html")
+    html = path.read_text(encoding="utf-8")
+    assert [c["method"] for c in calls] == ["gradcam", "gradcam"]  # validation and test galleries
+    assert [c["n"] for c in calls] == [12, 16] and calls[0]["shape"][1:] == (3, 16, 16)
+    assert html.count('alt="Grad-CAM overlay"') == 12 + 16
+    # each target is the predicted class that card names
+    section = html[html.index('id="evaluation-validation"'):html.index('id="evaluation-test"')]
+    from cnnlab.inference import load
+
+    classes = load(classification_run).classes
+    shown = [classes.index(name.replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">"))
+             for name in re.findall(r"<div>predicted: (.*?)</div>", section)]
+    assert shown == calls[0]["target"]
+    overlays = re.findall(r'<img class="px" src="(data:image/png;base64,[^"]+)" alt="Grad-CAM overlay">', section)
+    assert decode_data_uri(overlays[0]).getpixel((0, 0)) == (7, 7, 7)
