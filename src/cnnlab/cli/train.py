@@ -65,7 +65,7 @@ def train_command(
                  "checkpoint_every": checkpoint_every, "compile": True if compile else None,
                  "precision": precision}
     verbose = {0: 1, 1: 2}.get(quiet, 0)
-    history = run_experiment(config, overrides, resume=resume, verbose=verbose, flags=_TRAIN_FLAGS,
+    history = run_experiment(config, overrides, resume=resume, verbose=verbose, flags=_TRAIN_FLAGS, report=True,
                              say=lambda text: typer.echo(text))
     if verbose and history.rows:
         last = history.rows[-1]
