@@ -203,6 +203,8 @@ class CSVLogger(Callback):
         self.filename, self.separator = filename, separator
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, float]) -> None:
+        if not trainer.is_main:  # several processes: rank 0 writes the (all-reduced) history
+            return
         path = Path(self.filename)
         if not path.is_absolute() and trainer.run_dir is not None:
             path = trainer.run_dir / path

@@ -223,10 +223,7 @@ def convert_sync_batchnorm(model: nn.Module, device: torch.device) -> nn.Module:
     the CPU this is refused. Frozen layers (cnnlab's ``BatchNorm.trainable =
     False``, which use their moving statistics) are left as they are.
     """
-    if device.type != "cuda":
-        raise CnnlabError("--sync-bn needs CUDA: PyTorch's SyncBatchNorm refuses CPU tensors", where="--sync-bn",
-                          fix="drop --sync-bn on the CPU (each process then normalises with its own batch's "
-                              "statistics), or train on GPUs")
+    check_sync_bn(device)
     from torch.nn.modules.batchnorm import _BatchNorm
 
     def convert(module: nn.Module) -> nn.Module:
@@ -239,6 +236,14 @@ def convert_sync_batchnorm(model: nn.Module, device: torch.device) -> nn.Module:
         return module
 
     return convert(model)
+
+
+def check_sync_bn(device: torch.device) -> None:
+    """Refuse ``--sync-bn`` off CUDA."""
+    if device.type != "cuda":
+        raise CnnlabError("--sync-bn needs CUDA: PyTorch's SyncBatchNorm refuses CPU tensors", where="--sync-bn",
+                          fix="drop --sync-bn on the CPU (each process then normalises with its own batch's "
+                              "statistics), or train on GPUs")
 
 
 def wrap(model: nn.Module, world: World, device: torch.device) -> nn.Module:
