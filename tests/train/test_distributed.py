@@ -149,7 +149,7 @@ def test_timeout_from_the_environment(monkeypatch):
 
 def test_sync_bn_is_refused_on_the_cpu_with_the_reason():
     net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
-    with pytest.raises(CnnlabError, match="SyncBatchNorm refuses CPU tensors") as info:
+    with pytest.raises(CnnlabError, match="needs CUDA: PyTorch's SyncBatchNorm refuses CPU tensors") as info:
         distributed.convert_sync_batchnorm(net, torch.device("cpu"))
     assert info.value.where == "--sync-bn"
 
@@ -257,6 +257,16 @@ def test_resume_with_another_world_size_is_refused(runs):
     assert len(line.splitlines()) == 1 and "trained by 2 processes; this one has one process" in line, line
     assert "--nproc 2" in line
     assert len(history(runs["two"])) == 2
+
+
+@pytest.mark.slow
+def test_a_user_error_on_two_processes_is_one_line_per_rank_and_exit_2(runs):
+    out = runs["root"] / "refused"
+    done = cnnlab("train", "--config", str(runs["config"]), "--out", str(out), "--nproc", "2", "--sync-bn", "-qq")
+    assert done.returncode == 2, done.stderr
+    ours = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert ours and all("--sync-bn: needs CUDA" in line for line in ours), done.stderr
+    assert "Traceback" not in done.stderr and not out.exists()
 
 
 @pytest.mark.slow

@@ -35,6 +35,7 @@ from the SIGTERM handler) instead of a hang.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sys
 from collections.abc import Iterator, Sequence
@@ -69,6 +70,8 @@ class World:
     local_rank: int = 0
     backend: str | None = None
     group: Any = None  # the process group of the training collectives (short timeout)
+    training: bool = False  # set by the trainer: from then on a SIGTERM is worth a line
+    reported: bool = False  # a RankFailure was raised: the SIGTERM that follows needs no second line
 
     @property
     def distributed(self) -> bool:
@@ -183,6 +186,8 @@ def shutdown(world: World) -> None:
 def _install_sigterm_line(world: World) -> None:
     """torchrun's agent stops the surviving workers with SIGTERM when one fails: say so in one line."""
     def handler(signum: int, frame: Any) -> None:
+        if not world.training or world.reported:  # another rank refused the input, or this one said why
+            os._exit(128 + signal.SIGTERM)
         sys.stderr.write(f"error: rank {world.rank} of {world.world_size} stopped by the launcher (SIGTERM), "
                          "which ends every process when one fails; the last saved state is kept: continue "
                          "with `cnnlab train --resume RUN_FOLDER` and the same number of processes\n")
@@ -208,7 +213,9 @@ def is_comm_error(error: BaseException) -> bool:
 
 def rank_failure(world: World, error: BaseException, where: str) -> RankFailure:
     first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    return RankFailure(f"rank {world.rank} of {world.world_size} lost the other processes ({first[:200]})",
+    first = re.sub(r"^\[[^\]]*\]\s*", "", first).split(". ")[0]  # gloo's "[file.cc:537] Read error ...: reset by peer."
+    world.reported = True
+    return RankFailure(f"rank {world.rank} of {world.world_size} lost the other processes ({first[:160]})",
                        where=where, fix="a process of the job died or hung; the last saved state is kept: continue "
                                         "with `--resume` and the same number of processes")
 
@@ -241,7 +248,7 @@ def convert_sync_batchnorm(model: nn.Module, device: torch.device) -> nn.Module:
 def check_sync_bn(device: torch.device) -> None:
     """Refuse ``--sync-bn`` off CUDA."""
     if device.type != "cuda":
-        raise CnnlabError("--sync-bn needs CUDA: PyTorch's SyncBatchNorm refuses CPU tensors", where="--sync-bn",
+        raise CnnlabError("needs CUDA: PyTorch's SyncBatchNorm refuses CPU tensors", where="--sync-bn",
                           fix="drop --sync-bn on the CPU (each process then normalises with its own batch's "
                               "statistics), or train on GPUs")
 
@@ -301,19 +308,19 @@ def barrier(world: World) -> None:
 
 
 @contextmanager
-def errors_from_rank0() -> Iterator[None]:
-    """Only rank 0 prints a user error (every rank checks the same input and fails the same way).
+def rank_errors() -> Iterator[None]:
+    """A user error on rank r > 0 is printed as ``[rank r] ...``.
 
-    Other ranks exit with status 2 silently; a :class:`RankFailure` (what one rank
-    saw of a lost peer) is still printed by every rank.
+    Every rank checks the same input and usually fails the same way, but the
+    launcher stops the others as soon as one exits, so each rank says it itself
+    (rank 0 alone could be stopped before it got there).
     """
     try:
         yield
-    except RankFailure:
-        raise
-    except CnnlabError:
-        if env_ranks()[0] != 0:
-            raise SystemExit(2) from None
+    except CnnlabError as error:
+        rank = env_ranks()[0] if under_launcher() else 0
+        if rank and error.args and not isinstance(error, RankFailure):
+            error.args = (f"[rank {rank}] {error.args[0]}", *error.args[1:])
         raise
 
 
@@ -343,12 +350,18 @@ def launch(nproc: int, args: Sequence[str], *, run_hint: str | None = None) -> i
     try:
         run(parsed)
     except ChildFailedError as failed:
+        stopped = (128 + signal.SIGTERM, -signal.SIGTERM)  # ended by the launcher because another failed
         codes = [f.exitcode for f in failed.failures.values()]
-        if codes and all(code == 2 for code in codes):
-            return 2  # a user error: rank 0 printed it
+        if 2 in codes and all(code in (2, *stopped) for code in codes):
+            return 2  # a user error: the ranks printed it
         parts = []
         for rank, failure in sorted(failed.failures.items()):
-            how = f"killed by {failure.signal_name()}" if failure.exitcode < 0 else f"exit status {failure.exitcode}"
+            if failure.exitcode in stopped:
+                how = "stopped by the launcher"
+            elif failure.exitcode < 0:
+                how = f"killed by {failure.signal_name()}"
+            else:
+                how = f"exit status {failure.exitcode}"
             parts.append(f"rank {rank} {how}")
         hint = f"`cnnlab train --resume {run_hint} --nproc {nproc}`" if run_hint else \
             f"`cnnlab train --resume RUN_FOLDER --nproc {nproc}`"

@@ -259,6 +259,7 @@ class Trainer:
     def fit(self, train: Loader, val: Loader | None = None, *, epochs: int, resume: bool = False) -> list[dict[str, float]]:
         """Train until ``epochs`` epochs are done (or a callback stops); returns the history."""
         self._check_sharded(train, val)
+        self.world.training = True
         if self.head is None:
             self._find_head(train)
         if resume:
