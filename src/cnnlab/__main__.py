@@ -1,5 +1,7 @@
-"""``python -m cnnlab``: the command line (also what ``torchrun -m cnnlab`` runs on each rank)."""
+"""``python -m cnnlab`` (what ``torchrun -m cnnlab train ...`` runs)."""
+
+import sys
 
 from cnnlab.cli import main
 
-raise SystemExit(main())
+sys.exit(main())
