@@ -287,6 +287,8 @@ def run_experiment(config_path: str | Path | None, overrides: Mapping[str, Any],
 
 def _train(exp, module, head, train, val, train_set, loss_name, metrics, run_dir, device, verbose, arch,
            preprocessing, task, world, picked, split_record, resume, say) -> History:
+    import numpy as np
+
     from cnnlab.train.state import seed_everything
 
     if world.distributed:  # each rank its own dropout masks (the weights come from rank 0 anyway)
