@@ -30,7 +30,8 @@ EPOCH = re.compile(r"^epoch (\d+)/(\d+) - ([0-9.]+)s")
 
 def run(args: argparse.Namespace, nproc: int, out: Path) -> list[float]:
     batch = args.batch_size // nproc
-    command = [sys.executable, "-m", "cnnlab", "train", args.data, "--model", args.model, "--epochs", str(args.epochs),
+    model = [] if args.model == "auto" else ["--model", args.model]
+    command = [sys.executable, "-m", "cnnlab", "train", args.data, *model, "--epochs", str(args.epochs),
                "--batch-size", str(batch), "--out", str(out), "--device", args.device, "--precision", args.precision,
                "--val-split", str(args.val_split), "-q"]
     if args.data_root:
@@ -47,7 +48,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="mnist")
     parser.add_argument("--data-root", default=None)
-    parser.add_argument("--model", default="mnist_3conv")
+    parser.add_argument("--model", default="mnist_3conv", help="a zoo name or spec; auto: the picked model")
     parser.add_argument("--batch-size", type=int, default=128, help="global batch (split over the processes)")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=2)
