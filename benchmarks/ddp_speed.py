@@ -37,7 +37,7 @@ def run(args: argparse.Namespace, nproc: int, out: Path) -> list[float]:
     if args.data_root:
         command += ["--data", args.data_root]
     if nproc > 1:
-        command += ["--nproc", str(nproc)]
+        command += ["--nproc", str(nproc)] + (["--sync-bn"] if args.sync_bn else [])
     done = subprocess.run(command, capture_output=True, text=True, timeout=3600)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed:\n{done.stderr}")
@@ -56,6 +56,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--precision", default="fp32")
     parser.add_argument("--val-split", type=float, default=0.1)
+    parser.add_argument("--sync-bn", action="store_true", help="the N-process runs with --sync-bn (CUDA only)")
     args = parser.parse_args()
     times: dict[int, list[float]] = {1: [], args.nproc: []}
     with tempfile.TemporaryDirectory() as tmp:

@@ -30,6 +30,15 @@ collectives of the training group also time out after ``CNNLAB_DIST_TIMEOUT``
 seconds (default 30), so a lost peer ends the job well within a minute, with a
 one-line :class:`RankFailure` (or, when the launcher stops the process, a line
 from the SIGTERM handler) instead of a hang.
+
+From Python, under ``torchrun``::
+
+    world = distributed.init(device)          # device = rank_device(device, world_size, local_rank)
+    train = BatchLoader(data, 32, shuffle=True, device=device, rank=world.rank, world_size=world.world_size)
+    Trainer(model, loss, optimizer, device=device, world=world, run_dir="runs/x").fit(train, epochs=5)
+    distributed.shutdown(world)
+
+(``cnnlab.fit`` and ``cnnlab train`` do all of this themselves.)
 """
 
 from __future__ import annotations
