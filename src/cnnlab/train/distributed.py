@@ -377,6 +377,10 @@ def launch(nproc: int, args: Sequence[str], *, run_hint: str | None = None) -> i
         sys.stderr.write(f"error: the {nproc}-process run failed ({', '.join(parts)}); the last saved state "
                          f"is kept: continue it with {hint}\n")
         return 1
+    except Exception as error:  # the launcher itself (rendezvous, ports): not a rank's failure
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise CnnlabError(f"torch's launcher could not start {nproc} processes ({first[:200]})", where="--nproc",
+                          fix="check that this machine may open local TCP ports, or start torchrun yourself") from None
     finally:
         if saved is None:
             os.environ.pop("OMP_NUM_THREADS", None)

@@ -88,6 +88,8 @@ class Trainer:
     ``model.json`` (architecture, task, classes, input shape, preprocessing);
     the trainer adds the output head and the last metrics. ``regularization``
     returns the model's extra loss (the spec's kernel regularisers).
+    ``world`` (from :func:`cnnlab.train.distributed.init`) makes it one rank of a
+    DDP job; ``sync_bn`` converts batch norm to SyncBatchNorm there (CUDA only).
     """
 
     def __init__(
