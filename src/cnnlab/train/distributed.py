@@ -51,7 +51,6 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -385,8 +384,3 @@ def launch(nproc: int, args: Sequence[str], *, run_hint: str | None = None) -> i
         if saved is None:
             os.environ.pop("OMP_NUM_THREADS", None)
     return 0
-
-
-def run_folder_hint(out: str | None, resume: str | None) -> str | None:
-    value = resume or out
-    return str(Path(value)) if value else None
