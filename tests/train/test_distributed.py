@@ -181,6 +181,40 @@ def test_reduced_tracker_sums_equal_one_tracker_over_all_samples():
     assert reduced["accuracy"] == expected["accuracy"]  # counts of hits add exactly
 
 
+@pytest.mark.parametrize("name, shape", [("lenet5", (32, 32, 1)), ("resnet20", (32, 32, 3)),
+                                         ("mnist_3conv", (28, 28, 1))])
+def test_an_empty_last_shard_runs_forward_and_backward_without_touching_the_statistics(name, shape):
+    """What a rank without samples in the last global batch runs (so that DDP's all-reduce lines up)."""
+    from cnnlab.models import create
+
+    model = create(name, num_classes=10, input_shape=shape).train()
+    before = {k: v.clone() for k, v in model.state_dict().items() if v.is_floating_point()}
+    out = model(torch.zeros((0, shape[2], shape[0], shape[1])))
+    (out.float().sum() * 0.0).backward()
+    assert tuple(out.shape) == (0, 10)
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert grads and all(g is not None and not g.any() for g in grads)  # every parameter: a zero gradient
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # batch norm's moving statistics untouched
+
+
+def test_augmentation_draws_per_rank_and_skips_an_empty_shard():
+    from cnnlab.data.augment import Augment
+    from cnnlab.data.imageset import ImageSet
+    from cnnlab.data.loader import BatchLoader
+
+    rng = np.random.default_rng(0)
+    data = ImageSet(data=rng.integers(0, 256, (9, 8, 8, 3), dtype=np.uint8), targets=np.zeros(9, dtype=np.int64),
+                    classes=["a"], task="classification")
+    augment = Augment(rotation_range=30, horizontal_flip=True)
+    loaders = [BatchLoader(data, 2, shuffle=False, augment=augment, rank=r, world_size=4) for r in range(4)]
+    last = [list(loader.iter_epoch(0))[-1][0] for loader in loaders]
+    assert [x.shape[0] for x in last] == [1, 0, 0, 0]  # 9 = 8 + 1: ranks 1-3 have nothing left
+    same_images = BatchLoader(data, 2, shuffle=False, augment=augment, rank=1, world_size=4)
+    same_images.order = loaders[0].order  # rank 1's draws on rank 0's images differ from rank 0's
+    assert not torch.equal(next(same_images.iter_epoch(0))[0], next(loaders[0].iter_epoch(0))[0])
+
+
 def test_nproc_starts_the_same_command_under_torchs_launcher(monkeypatch, tmp_path):
     calls = []
     monkeypatch.setattr(distributed, "launch", lambda n, args, run_hint=None: calls.append((n, args, run_hint)) or 0)
