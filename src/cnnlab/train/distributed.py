@@ -305,13 +305,6 @@ def broadcast_buffers(model: nn.Module, world: World) -> None:
         dist.broadcast(buffer, src=0, group=world.group)
 
 
-def barrier(world: World) -> None:
-    if world.distributed:
-        import torch.distributed as dist
-
-        dist.barrier(group=world.group)
-
-
 # ------------------------------------------------------------------------------ errors
 
 
