@@ -182,7 +182,7 @@ def load_data(exp: cfg.Experiment, *, split_record: dict[str, Any] | None, image
 
 def fit(data: str | None = None, model: Any = None, *, config: str | Path | None = None,
         out: str | Path | None = None, resume: str | Path | None = None, verbose: int = 1,
-        data_root: str | Path | None = None, **options: Any) -> History:
+        data_root: str | Path | None = None, report: bool = True, **options: Any) -> History:
     """Train a model and return its history (Keras-like ``History``, plus ``run_dir`` and ``model``).
 
     ``data``: a built-in set name, an image folder or a CSV. ``model``: a zoo name,
@@ -191,6 +191,7 @@ def fit(data: str | None = None, model: Any = None, *, config: str | Path | None
     (``fit("shapes", epochs=5, **{"optimizer.lr": 0.01})``) or section dicts.
     ``resume``: a run folder to continue. ``verbose``: 1 bar, 2 a line per epoch, 0 quiet.
     ``data_root``: where built-in sets are looked up (default $CNNLAB_DATA, else ~/.cache/cnnlab).
+    ``report``: write the run's HTML report (``report.html``) at the end.
     """
     overrides: dict[str, Any] = {}
     if data is not None:
@@ -207,11 +208,11 @@ def fit(data: str | None = None, model: Any = None, *, config: str | Path | None
                 overrides[f"{key}.{sub}"] = inner
         else:
             overrides[key] = value
-    return run_experiment(config, overrides, resume=resume, verbose=verbose)
+    return run_experiment(config, overrides, resume=resume, verbose=verbose, report=report)
 
 
 def run_experiment(config_path: str | Path | None, overrides: Mapping[str, Any], *, resume: str | Path | None = None,
-                   verbose: int = 1, flags: Mapping[str, str] | None = None, say=None) -> History:
+                   verbose: int = 1, flags: Mapping[str, str] | None = None, say=None, report: bool = True) -> History:
     """Validate, prepare everything, then train in the run folder (see the module doc).
 
     Under torchrun (``RANK`` / ``WORLD_SIZE`` set) every process runs this with the
@@ -296,13 +297,13 @@ def run_experiment(config_path: str | Path | None, overrides: Mapping[str, Any],
     world = distributed.init(device)
     try:
         return _train(exp, module, head, train, val, train_set, loss_name, metrics, run_dir, device, verbose, arch,
-                      preprocessing, task, world, picked, split_record, has_state, say)
+                      preprocessing, task, world, picked, split_record, has_state, say, resume, report)
     finally:
         distributed.shutdown(world)
 
 
 def _train(exp, module, head, train, val, train_set, loss_name, metrics, run_dir, device, verbose, arch,
-           preprocessing, task, world, picked, split_record, has_state, say) -> History:
+           preprocessing, task, world, picked, split_record, has_state, say, resume, report) -> History:
     import numpy as np
 
     from cnnlab.train.state import seed_everything
@@ -333,8 +334,43 @@ def _train(exp, module, head, train, val, train_set, loss_name, metrics, run_dir
             where += f", {world.describe()}, global batch {exp.batch_size * world.world_size} = " \
                      f"{world.world_size} x {exp.batch_size}"
         say(f"run folder: {run_dir} ({where})")
+    from cnnlab.train import runlog
+
+    # run.json and the report are the run folder's: written by one process (rank 0 under torchrun).
+    main_process = world.is_main
+    if main_process:
+        started = runlog.start_session(run_dir, resumed=resume is not None, device=str(trainer.device),
+                                       precision=trainer.bundle_meta["training_precision"],
+                                       epochs_before=_epochs_logged(run_dir))
     rows = trainer.fit(train, val, epochs=exp.epochs, resume=has_state)
+    if main_process:
+        runlog.end_session(run_dir, started, epochs_after=len(rows))
+        if report:
+            _write_report(run_dir, say, verbose)
     return History(rows, run_dir, trainer.model.eval(), picked)
+
+
+def _epochs_logged(run_dir: Path) -> int:
+    try:
+        return max(len((run_dir / "history.csv").read_text(encoding="utf-8").splitlines()) - 1, 0)
+    except OSError:
+        return 0
+
+
+def _write_report(run_dir: Path, say, verbose: int) -> None:
+    """The run's HTML report; a failure to write it never loses the run (one line, then on)."""
+    # The one upward call (train -> report), kept inside the function: report
+    # depends on inference, never the other way round at import time.
+    try:
+        from cnnlab.report import write_report
+
+        path = write_report(run_dir)
+    except Exception as error:  # the run is saved; the report can be written later
+        say(f"report: not written ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}); "
+            f"write it with `cnnlab report {run_dir}`")
+        return
+    if verbose:
+        say(f"report: {path}")
 
 
 # What may change when a run with a saved state is resumed: how long and where it trains, not
