@@ -78,7 +78,7 @@ def classification_run(tmp_path_factory: pytest.TempPathFactory, report_data: Pa
     base = tmp_path_factory.mktemp("cls")
     data = make_folder(base / "images", test_per_class=4)
     run = base / "run"
-    fit(str(data), out=run, epochs=2, batch_size=16, verbose=0, data_root=report_data,
+    fit(str(data), out=run, epochs=2, batch_size=16, verbose=0, data_root=report_data, report=True,
         augment={"horizontal_flip": True, "rotation_range": 10}, **{"data.val_split": 0.25})
     return run
 
@@ -90,7 +90,7 @@ def regression_run(tmp_path_factory: pytest.TempPathFactory, report_data: Path) 
     base = tmp_path_factory.mktemp("reg")
     csv = make_csv(base / "images")
     run = base / "run"
-    fit(str(csv), out=run, epochs=2, batch_size=8, verbose=0, data_root=report_data, **{"data.val_split": 0.25})
+    fit(str(csv), out=run, epochs=2, batch_size=8, verbose=0, data_root=report_data, report=True, **{"data.val_split": 0.25})
     return run
 
 

@@ -213,7 +213,7 @@ def test_a_resumed_run_says_so(classification_run: Path, tmp_path: Path) -> None
     run = copy_run(classification_run, tmp_path)
     for name in ("model.json", "weights.safetensors", "report.html"):  # killed before the final bundle
         (run / name).unlink()
-    fit(resume=run, verbose=0)  # the saved config names the data root
+    fit(resume=run, verbose=0, report=True)  # the saved config names the data root
     assert (run / "report.html").is_file()  # written again after the resumed run finished
     page = _page(run / "report.html")
     text = page.all_text
@@ -238,7 +238,7 @@ def test_a_failing_report_does_not_lose_the_run(tmp_path: Path, monkeypatch, rep
 
     data = make_folder(tmp_path / "images", per_class=3)
     history = run_experiment(None, {"data.source": str(data), "out": str(tmp_path / "run"), "epochs": 1,
-                                    "data.root": str(report_data)}, verbose=2, say=said.append)
+                                    "data.root": str(report_data)}, verbose=2, say=said.append, report=True)
     assert history.epochs == 1 and (tmp_path / "run" / "model.json").is_file()
     assert not (tmp_path / "run" / "report.html").exists()
     line = [s for s in said if s.startswith("report:")]

@@ -74,7 +74,7 @@ def train_command(
                  "precision": precision, "sync_bn": True if sync_bn else None}
     verbose = {0: 1, 1: 2}.get(quiet, 0)
     with distributed.rank_errors():
-        history = run_experiment(config, overrides, resume=resume, verbose=verbose, flags=_TRAIN_FLAGS,
+        history = run_experiment(config, overrides, resume=resume, verbose=verbose, flags=_TRAIN_FLAGS, report=True,
                                  say=lambda text: typer.echo(text))
     if verbose and history.rows and distributed.env_ranks()[0] == 0:
         last = history.rows[-1]

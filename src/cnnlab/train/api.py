@@ -182,7 +182,7 @@ def load_data(exp: cfg.Experiment, *, split_record: dict[str, Any] | None, image
 
 def fit(data: str | None = None, model: Any = None, *, config: str | Path | None = None,
         out: str | Path | None = None, resume: str | Path | None = None, verbose: int = 1,
-        data_root: str | Path | None = None, report: bool = True, **options: Any) -> History:
+        data_root: str | Path | None = None, report: bool = False, **options: Any) -> History:
     """Train a model and return its history (Keras-like ``History``, plus ``run_dir`` and ``model``).
 
     ``data``: a built-in set name, an image folder or a CSV. ``model``: a zoo name,
@@ -191,7 +191,8 @@ def fit(data: str | None = None, model: Any = None, *, config: str | Path | None
     (``fit("shapes", epochs=5, **{"optimizer.lr": 0.01})``) or section dicts.
     ``resume``: a run folder to continue. ``verbose``: 1 bar, 2 a line per epoch, 0 quiet.
     ``data_root``: where built-in sets are looked up (default $CNNLAB_DATA, else ~/.cache/cnnlab).
-    ``report``: write the run's HTML report (``report.html``) at the end.
+    ``report``: also write the run's HTML report (``report.html``) at the end, as ``cnnlab train`` does
+    (``cnnlab.report.write_report(run_dir)`` writes it any time later).
     """
     overrides: dict[str, Any] = {}
     if data is not None:
@@ -212,7 +213,7 @@ def fit(data: str | None = None, model: Any = None, *, config: str | Path | None
 
 
 def run_experiment(config_path: str | Path | None, overrides: Mapping[str, Any], *, resume: str | Path | None = None,
-                   verbose: int = 1, flags: Mapping[str, str] | None = None, say=None, report: bool = True) -> History:
+                   verbose: int = 1, flags: Mapping[str, str] | None = None, say=None, report: bool = False) -> History:
     """Validate, prepare everything, then train in the run folder (see the module doc).
 
     Under torchrun (``RANK`` / ``WORLD_SIZE`` set) every process runs this with the
