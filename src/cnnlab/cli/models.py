@@ -38,7 +38,9 @@ def summary_command(
     from cnnlab.spec import SpecError, load_spec, summary
 
     shape = parse_shape(input_shape) if input_shape else None
-    target = load_spec(spec) if Path(spec).is_file() else _zoo_model(spec, shape)
+    from cnnlab.files import path_kind
+
+    target = load_spec(spec) if path_kind(spec, where=spec) == "file" else _zoo_model(spec, shape)
     try:
         result = summary(target, input_shape=shape, receptive_field=receptive_field)
     except SpecError as error:
