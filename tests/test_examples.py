@@ -46,6 +46,8 @@ PRINTED = {
                            "matches the chapter's cv2.filter2D output: True", "stride 1: 5 x 7", "stride 2: 3 x 4"],
     "retropropagacion_conv.py": ["dW by hand: [[7.0, 9.0], [13.0, 15.0]]", "dW by autograd: [[7.0, 9.0], [13.0, 15.0]]",
                                  "equal: True"],
+    "activaciones.py": ["ReLU: f(-2) = 0.00, f(2) = 2.00", "leaky ReLU (0.1): f(-2) = -0.20", "PReLU (a = 0.25): f(-2) = -0.50",
+                        "|x| (absolute): f(-2) = 2.00", "wrote ejemplo-004/activaciones.png"],
     "tamanos_y_parametros.py": ["(6 - 3)/1 + 1 = 4", "(227 - 11)/4 + 1 = 55", "(55 - 3)/2 + 1 = 27", "LeNet-5 C1: 156",
                                 "LeNet-5 C3: 1,516", "LeNet-5 C5: 48,120", "LeNet-5 F6: 10,164", "dense C1 would need: 4,821,600",
                                 "VGG16 parameters: 138,357,544", "27 vs 49", "18 vs 25"],

@@ -1,9 +1,10 @@
 # %% [markdown]
 # # Un problema de regresión con imágenes reales: el ángulo de dígitos MNIST girados (P.5, BoNet)
 # Writes DATA/mnist-rotado/{train,test}/NNNNN.png and train.csv / test.csv (`path,angle`), each
-# digit rotated by a uniform angle in [-45, 45] degrees. DATA: the first argument, else
-# $CNNLAB_DATA. `python examples/000-convolucion/mnist_rotado.py ../shared/data [N_TRAIN N_TEST]`
-# (default 12,000 / 2,000 images; $CNNLAB_EXAMPLES_SMOKE=1: 64 / 32). Never written into the repo.
+# digit rotated by a uniform angle in [-45, 45] degrees. DATA (where mnist/ is): the first argument,
+# else $CNNLAB_DATA; the set goes into DATA too, or into OUT when given (never into the repo).
+# `python examples/000-convolucion/mnist_rotado.py ../shared/data [OUT]`
+# (12,000 training / 2,000 test digits; $CNNLAB_EXAMPLES_SMOKE=1: 64 / 32).
 
 # %%
 import csv
@@ -18,9 +19,8 @@ from cnnlab.data import open_dataset
 
 root = Path(sys.argv[1] if len(sys.argv) > 1 else os.environ.get("CNNLAB_DATA", "."))
 smoke = os.environ.get("CNNLAB_EXAMPLES_SMOKE", "0") not in ("", "0")
-sizes = {"train": 64, "test": 32} if smoke else {
-    "train": int(sys.argv[2]) if len(sys.argv) > 2 else 12_000, "test": int(sys.argv[3]) if len(sys.argv) > 3 else 2_000}
-out = root / "mnist-rotado"
+sizes = {"train": 64, "test": 32} if smoke else {"train": 12_000, "test": 2_000}
+out = Path(sys.argv[2] if len(sys.argv) > 2 else root) / "mnist-rotado"
 rng = np.random.default_rng(0)
 
 # %%
