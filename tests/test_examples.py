@@ -151,3 +151,20 @@ def test_every_command_of_the_index_and_the_guide_parses(doc, capsys):
         for word in argv[1:]:  # the files a command names exist (data folders are the user's)
             if word.startswith("examples/"):
                 assert (ROOT / word).is_file(), command
+
+
+def test_smoke_mode_caps_epochs_and_images(data_root: Path, monkeypatch):
+    from cnnlab.train import config as cfg
+    from cnnlab.train.api import load_data, smoke
+
+    exp = cfg.validate({"data": {"source": "mnist", "root": str(data_root), "val_split": 0.2}, "epochs": 12})
+    monkeypatch.delenv("CNNLAB_EXAMPLES_SMOKE", raising=False)
+    assert smoke(exp) is exp
+    train, val, _ = load_data(exp, split_record=None)
+    assert (len(train), len(val)) == (240, 60)  # 300 images, 20 % of each class validates
+    monkeypatch.setenv("CNNLAB_EXAMPLES_SMOKE", "1")
+    small = smoke(exp.model_copy(update={"data": exp.data.model_copy(update={"limit": 50})}))
+    assert small.epochs == 1 and small.data.limit == 50
+    train, val, _ = load_data(small, split_record=None)
+    assert (len(train), len(val)) == (50, 50)
+    assert smoke(exp).data.limit == 256
