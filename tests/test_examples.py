@@ -53,7 +53,7 @@ PRINTED = {
                                 "VGG16 parameters: 138,357,544", "27 vs 49", "18 vs 25"],
 }
 # Specs: their exact parameter counts.
-PARAMS = {"p3_sin_maxpool.yaml": "83,466", "p4_cabezal_conv.yaml": "184,586", "p5_cabezal_regresor.yaml": "183,425",
+PARAMS = {"inception_ingenuo.yaml": "387,296", "inception_reducido.yaml": "163,696", "p3_sin_maxpool.yaml": "83,466", "p4_cabezal_conv.yaml": "184,586", "p5_cabezal_regresor.yaml": "183,425",
           "mnist_3conv.yaml": "93,962", "fashion_mnist_practice.yaml": "62,346", "cats_vs_dogs.yaml": "813,217"}
 # Experiments whose data is a path the user makes first (relative to the data root).
 DATA_ARG = {"p5_train.yaml": "mnist-rotado/train.csv", "bonet_rotado.yaml": "mnist-rotado/train.csv",
