@@ -40,3 +40,12 @@ def test_zoo_lenet5_sees_its_32x32_field(capsys):
     assert main(["summary", "lenet5", "--receptive-field"]) == 0
     out = capsys.readouterr().out
     assert "RF" in out and "Stride" in out and " 32 │" in out
+
+
+def test_graph_branches_start_from_the_input_and_a_merge_takes_the_largest():
+    root = ROOT / "examples/000-convolucion"
+    rows = {r.name: r for r in summary(root / "inception_reducido.yaml", receptive_field=True).layers}
+    assert rows["b1_1x1"].receptive_field == (1, 1)
+    assert rows["b3_5x5"].receptive_field == (5, 5)  # 1x1 then 5x5, not stacked on the 3x3 branch
+    assert rows["b4_proj"].receptive_field == (3, 3)
+    assert rows["concat"].receptive_field == (5, 5) and rows["concat"].jump == (1, 1)

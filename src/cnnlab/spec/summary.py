@@ -375,10 +375,9 @@ def _add_receptive_fields(result: Summary, modules: dict[str, nn.Module], input_
     state: dict[str, tuple[tuple[float, float], tuple[float, float]]] = {}
     current: tuple[tuple[float, float], tuple[float, float]] = ((1.0, 1.0), (1.0, 1.0))
     for row in result.layers:
-        if result.graph and row.inputs:
-            known = [state[name] for name in row.inputs if name in state]
-            if known:
-                current = max(known, key=lambda item: item[0][0] * item[0][1])
+        if result.graph and row.inputs:  # the input layer (not a row) is one pixel, stride 1
+            known = [state.get(name, ((1.0, 1.0), (1.0, 1.0))) for name in row.inputs]
+            current = max(known, key=lambda item: item[0][0] * item[0][1])
         module = modules.get(row.name)
         geo = _geometry(module) if module is not None else []
         (r_h, r_w), (j_h, j_w) = current
