@@ -22,6 +22,8 @@ import yaml
 from cnnlab.cli import main
 from cnnlab.data.idx import write_idx
 
+pytestmark = pytest.mark.slow  # about a minute in all on two shared cores
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 SCRIPTS = sorted(EXAMPLES.rglob("*.py"))
@@ -80,7 +82,6 @@ def _run_script(path: Path, args: list[str], monkeypatch: pytest.MonkeyPatch, tm
     runpy.run_path(str(path), run_name="__main__")
 
 
-@pytest.mark.slow
 def test_every_script_prints_its_figures(data_root: Path, monkeypatch, tmp_path, capsys):
     monkeypatch.setenv("CNNLAB_EXAMPLES_SMOKE", "1")
     assert {p.name for p in SCRIPTS} == set(PRINTED)
@@ -100,7 +101,6 @@ def test_every_spec_has_its_parameter_count(capsys):
         assert f"Total params: {PARAMS[path.name]} " in capsys.readouterr().out, path.name
 
 
-@pytest.mark.slow
 def test_every_experiment_trains_at_smoke_size(data_root: Path, monkeypatch, tmp_path, capsys):
     monkeypatch.setenv("CNNLAB_EXAMPLES_SMOKE", "1")
     monkeypatch.chdir(ROOT)
