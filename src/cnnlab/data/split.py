@@ -25,7 +25,8 @@ def split_train_val(imageset: ImageSet, fraction: float, seed: int) -> tuple[Ima
     Class folders (a classification set with file names) are split as Keras's
     ``ImageDataGenerator(validation_split=f).flow_from_directory`` splits them: per
     class, in sorted file order, the first ``int(f * count)`` files are validation
-    and the rest training (no shuffling, ``seed`` unused): see :func:`keras_directory_split`.
+    and the rest training (no shuffling, ``seed`` unused): see :func:`keras_directory_split`;
+    a folder so small that this takes no file at all is drawn as other sets are.
     Other sets, per class: ``round(fraction * count)`` images drawn with ``seed``, at
     least one when the class has two or more, never all of them. Regression sets are
     split at random as a whole. Both parts keep the original order.
@@ -33,8 +34,11 @@ def split_train_val(imageset: ImageSet, fraction: float, seed: int) -> tuple[Ima
     if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0.0 < fraction < 1.0:
         raise CnnlabError(f"validation fraction must be between 0 and 1 (exclusive), got {fraction}",
                           where="validation_split", fix="use e.g. 0.2 for an 80/20 split")
+    seed = check_seed(seed)
     if imageset.files is not None and imageset.task == "classification":
-        return keras_directory_split(imageset, fraction, seed)
+        counts = np.bincount(imageset.targets, minlength=len(imageset.classes or []))
+        if sum(int(fraction * int(n)) for n in counts) > 0:  # else Keras validates nothing: draw as below
+            return keras_directory_split(imageset, fraction, seed)
     rng = np.random.default_rng(check_seed(seed))
     n = len(imageset)
     if imageset.task == "classification":
