@@ -243,13 +243,19 @@ def run_experiment(config_path: str | Path | None, overrides: Mapping[str, Any],
     task, classes = train_set.task, train_set.classes
     outputs = 1 if task == "regression" else len(classes)
     activation = "linear" if task == "regression" else "softmax"
-    module, arch, described = build_model(exp.model, exp.model_options, input_shape=train_set.image_shape,
-                                          outputs=outputs, activation=activation, seed=exp.seed)
+    transfer_notes: list[str] = []
+    if exp.transfer.pretrained:
+        module, arch, described, transfer_notes = _pretrained_model(exp, train_set.image_shape, outputs, activation)
+    else:
+        module, arch, described = build_model(exp.model, exp.model_options, input_shape=train_set.image_shape,
+                                              outputs=outputs, activation=activation, seed=exp.seed)
     want = tuple(int(v) for v in getattr(module, "input_shape", train_set.image_shape))
     if want != tuple(train_set.image_shape):  # a spec with its own input size: bring the images to it
         train_set, val_set, split_record = load_data(exp, split_record=split_record, image_size=want[:2], channels=want[2])
         picked.append(f"images resized to {want[0]}x{want[1]}x{want[2]} for the model")
-    if exp.model is None:
+    freeze = _freeze(exp, module)
+    transfer_notes += freeze[1]
+    if exp.model is None and not exp.transfer.pretrained:
         picked.insert(0, f"model {described} for {want[0]}x{want[1]}x{want[2]} images, "
                          f"{'regression' if task == 'regression' else f'{outputs} classes'}")
         exp = auto_settings(exp, len(train_set))
@@ -267,7 +273,7 @@ def run_experiment(config_path: str | Path | None, overrides: Mapping[str, Any],
     metrics = exp.metrics or (["mae"] if task == "regression" else
                               (["accuracy", "top5_accuracy"] if outputs > 5 else ["accuracy"]))
     trainer = _make_trainer(exp, module, head, train, val, train_set, loss_name, metrics, run_dir, device, verbose,
-                            arch, preprocessing, task)
+                            arch, preprocessing, task, freeze_plan=freeze[0], say=say)
     if exp.model is None or exp.loss.name is None:
         picked.append(f"loss {loss_name}, metrics {', '.join(metrics)}, optimizer {exp.optimizer.name} "
                       f"lr {exp.optimizer.lr:g} ({exp.schedule.name} schedule), "
@@ -275,6 +281,9 @@ def run_experiment(config_path: str | Path | None, overrides: Mapping[str, Any],
     if verbose and picked and resume is None:
         for line in picked:
             say(f"picked: {line}")
+    if verbose and transfer_notes and resume is None:
+        for line in transfer_notes:
+            say(f"transfer: {line}")
 
     # Everything checked: now the run folder may be written.
     if resume is None:
@@ -331,8 +340,41 @@ def check_output(module: nn.Module, loader: Any, task: str, outputs: int, descri
     return head.for_task(task)
 
 
+def _pretrained_model(exp: cfg.Experiment, image_shape: Sequence[int], outputs: int,
+                      activation: str) -> tuple[nn.Module, dict[str, Any], str, list[str]]:
+    """The model of ``transfer.pretrained`` rebuilt for the data (see :mod:`cnnlab.train.transfer`)."""
+    from cnnlab.train.transfer import build_transfer_model, read_pretrained
+
+    pretrained = read_pretrained(exp.transfer.pretrained)
+    made = build_transfer_model(pretrained, exp.model, exp.model_options, input_shape=image_shape, outputs=outputs,
+                                activation=activation, seed=exp.seed)
+    notes = [f"{made.described}: {made.loaded} tensors loaded, new head ({len(made.fresh)} tensors) "
+             f"for {outputs} output{'s' if outputs != 1 else ''}"]
+    if made.adapted:
+        notes.append(f"first convolution {made.adapted[0]} adapted to {int(image_shape[2])} input channel(s) "
+                     "(kernels summed over the pretrained channels)" if int(image_shape[2]) == 1 else
+                     f"first convolution {made.adapted[0]} adapted to {int(image_shape[2])} input channels")
+    return made.module, made.architecture, made.described, notes
+
+
+def _freeze(exp: cfg.Experiment, module: nn.Module) -> tuple[Any, list[str]]:
+    """Apply ``transfer.freeze``; (the plan, lines for the run's log)."""
+    from cnnlab.train.transfer import apply_freeze, freeze_plan, frozen_summary
+
+    t = exp.transfer
+    plan = freeze_plan(module, t.freeze_setting)
+    if not plan:
+        return plan, ([frozen_summary(module)] if t.pretrained else [])
+    apply_freeze(plan, train_bn=t.train_bn)
+    names = plan.names
+    shown = ", ".join(names[:6]) + (f" ... ({len(names)} in all)" if len(names) > 6 else "")
+    when = f" for the first {t.freeze_epochs} epoch(s), then all layers train" if t.freeze_epochs else ""
+    bn = "" if t.train_bn else "; their batch norms in inference mode"
+    return plan, [f"frozen: {shown}{when}{bn}", frozen_summary(module)]
+
+
 def _make_trainer(exp, module, head, train, val, train_set, loss_name, metrics, run_dir, device, verbose, arch,
-                  preprocessing, task):
+                  preprocessing, task, freeze_plan=None, say=None):
     from cnnlab.train.callbacks import CSVLogger, EarlyStopping, ModelCheckpoint, ReduceLROnPlateau, TerminateOnNaN
     from cnnlab.train.losses import make_loss, resolve_class_weight
     from cnnlab.train.optim import make_optimizer, make_schedule, trainable_parameters
@@ -343,7 +385,12 @@ def _make_trainer(exp, module, head, train, val, train_set, loss_name, metrics, 
     loss = make_loss(loss_name, label_smoothing=exp.loss.label_smoothing, class_weight=weight,
                      huber_delta=exp.loss.huber_delta)
     o = exp.optimizer
-    optimizer = make_optimizer(o.name, trainable_parameters(module), lr=o.lr, momentum=o.momentum,
+    from cnnlab.train.transfer import Unfreeze, param_groups
+
+    t = exp.transfer
+    groups = param_groups(module, backbone_lr_mult=t.backbone_lr_mult, lr=o.lr) if t.backbone_lr_mult != 1.0 \
+        else trainable_parameters(module)
+    optimizer = make_optimizer(o.name, groups, lr=o.lr, momentum=o.momentum,
                                nesterov=o.nesterov, weight_decay=o.weight_decay)
     s = exp.schedule
     schedule = make_schedule(s.name, optimizer, epochs=exp.epochs, steps_per_epoch=len(train), step_size=s.step_size,
@@ -361,9 +408,15 @@ def _make_trainer(exp, module, head, train, val, train_set, loss_name, metrics, 
         callbacks.append(EarlyStopping(**c.early_stopping.model_dump()))
     if c.model_checkpoint is not None and val is not None:
         callbacks.append(ModelCheckpoint(**c.model_checkpoint.model_dump()))
+    if freeze_plan and t.freeze_epochs:
+        callbacks.append(Unfreeze(freeze_plan, t.freeze_epochs, backbone_lr_mult=t.backbone_lr_mult,
+                                  train_bn=t.train_bn, say=say if verbose else None))
     meta = {"architecture": architecture_of(module, arch), "classes": train_set.classes,
             "input_shape": list(train_set.image_shape), "preprocessing": preprocessing,
             "loss": loss_name, "seed": exp.seed}
+    if t.pretrained or freeze_plan:
+        meta["transfer"] = {"pretrained": t.pretrained, "freeze": t.freeze_setting, "freeze_epochs": t.freeze_epochs,
+                            "backbone_lr_mult": t.backbone_lr_mult, "train_bn": t.train_bn}
     trainer = Trainer(module, loss, optimizer, schedule=schedule, metrics=metrics, callbacks=callbacks,
                       device=device, run_dir=run_dir, checkpoint_every=exp.checkpoint_every, verbose=verbose,
                       regularization=make_regularization(module), task=task, bundle_meta=meta,

@@ -17,6 +17,7 @@ Example::
     schedule: {name: cosine}
     loss: {name: sparse_categorical_crossentropy, label_smoothing: 0.1}
     callbacks: {early_stopping: {patience: 5}}
+    transfer: {pretrained: runs/base, freeze: features, freeze_epochs: 1, backbone_lr_mult: 0.1}
     seed: 0
 """
 
@@ -110,6 +111,24 @@ class CallbacksConfig(Strict):
     csv_logger: bool = True
 
 
+class TransferConfig(Strict):
+    """Transfer learning (see :mod:`cnnlab.train.transfer`)."""
+
+    pretrained: str | None = Field(None, description="a run folder / bundle, a .pth / .safetensors state dict, or a .keras / .h5 file")
+    freeze: Union[int, str, list[str], None] = Field(
+        None, description="'features', 'none', a number of leading blocks, or layer names / glob patterns "
+                          "(default: 'features' when freeze_epochs > 0, else 'none')")
+    freeze_epochs: int = Field(0, ge=0, description="train the new head alone this many epochs, then unfreeze (0: keep frozen)")
+    backbone_lr_mult: float = Field(1.0, gt=0.0, description="the backbone's learning rate as a fraction of the head's")
+    train_bn: bool = Field(False, description="let frozen parts' batch norms train (default: inference mode, statistics fixed)")
+
+    @property
+    def freeze_setting(self) -> Any:
+        if self.freeze is not None:
+            return self.freeze
+        return "features" if self.freeze_epochs else "none"
+
+
 class Experiment(Strict):
     model: Union[str, dict[str, Any], list[Any], None] = Field(
         None, description="zoo name, spec file (.yaml/.json) or inline spec; default: picked for the data")
@@ -124,6 +143,7 @@ class Experiment(Strict):
     loss: LossConfig = Field(default_factory=LossConfig)
     metrics: list[str] | None = None
     callbacks: CallbacksConfig = Field(default_factory=CallbacksConfig)
+    transfer: TransferConfig = Field(default_factory=TransferConfig)
     checkpoint_every: int = Field(500, ge=0, description="steps between mid-epoch states (0: epoch ends only)")
     device: str = "auto"
     compile: bool = False

@@ -314,6 +314,10 @@ class Trainer:
         self.say(f"resuming from {path.name}: epoch {self.epoch + 1}, step {self.step}")
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        for callback in self.callbacks:  # e.g. transfer.Unfreeze: the optimiser's groups as they were saved
+            before = getattr(callback, "before_restore", None)
+            if before is not None:
+                before(self, state)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.schedule is not None:
