@@ -128,7 +128,8 @@ def adapt_input_channels(weight: torch.Tensor, channels: int) -> torch.Tensor:
 
     One channel: the kernels summed over C (exact for a grey image given as C equal
     channels). Otherwise the C kernels repeated cyclically and scaled by C / channels,
-    which keeps the response to a constant image.
+    which keeps the response's scale (exactly, on a constant image, when channels is a
+    multiple of C).
     """
     have = weight.shape[1]
     if channels == have:
