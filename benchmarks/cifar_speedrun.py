@@ -107,7 +107,7 @@ def build(cfg: dict[str, Any], device: torch.device, train_set, preprocessing, t
 
 @torch.no_grad()
 def test_accuracy(trainer, test_x: torch.Tensor, test_y: torch.Tensor, tta: str) -> float:
-    from cnnlab.train.evaluate import predict_tta
+    from cnnlab.inference.evaluate import predict_tta
 
     model = trainer.model
     model.eval()

@@ -47,8 +47,8 @@ def timed_calls(fn, seconds: float, min_calls: int = 10) -> list[float]:
 def save_model_bundle(name: str, folder: Path) -> tuple[Path, tuple[int, int, int]]:
     """A zoo model with fixed random weights saved as a bundle (softmax output)."""
     from cnnlab.models import create, info
-    from cnnlab.train.bundle import save_bundle
-    from cnnlab.train.head import find_output_head
+    from cnnlab.inference.bundle import save_bundle
+    from cnnlab.inference.head import find_output_head
 
     shape = info(name).input_shape
     torch.manual_seed(0)

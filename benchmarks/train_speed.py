@@ -93,7 +93,7 @@ def make_model(name: str, shape: tuple[int, int, int], classes: int, seed: int =
 
 def strip_output_activation(model: nn.Module, example: torch.Tensor) -> nn.Module:
     """Replace the model's final softmax module by an identity: a plain user trains on logits."""
-    from cnnlab.train.head import find_output_head
+    from cnnlab.inference.head import find_output_head
 
     head = find_output_head(model, example)
     if head.module is None:

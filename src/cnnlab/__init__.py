@@ -14,7 +14,7 @@ except PackageNotFoundError:  # running from a source tree that was not installe
 __all__ = ["CnnlabError", "__version__", "fit", "load"]
 
 # Heavy parts load on first use, so `import cnnlab` stays light (no torch).
-_LAZY = {"fit": "cnnlab.train.api", "load": "cnnlab.train.api"}
+_LAZY = {"fit": "cnnlab.train.api", "load": "cnnlab.inference"}
 
 
 def __getattr__(name: str):

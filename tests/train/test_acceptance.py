@@ -20,7 +20,7 @@ def _zoo_run(tmp_path, shared_data, name, source, **options):
     run = tmp_path / "run"
     cnnlab.fit(source, name, out=run, verbose=0, data_root=shared_data, **{"data.val_split": 0.0}, **options)
     from cnnlab.data.sources import open_dataset
-    from cnnlab.train.evaluate import evaluate_model
+    from cnnlab.inference.evaluate import evaluate_model
 
     model = cnnlab.load(run)
     test = open_dataset(source, split="test", root=shared_data)

@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from cnnlab.errors import CnnlabError
-from cnnlab.train.bundle import load_bundle, save_bundle
+from cnnlab.inference.bundle import load_bundle, save_bundle
 from cnnlab.train.callbacks import CSVLogger, EarlyStopping, ModelCheckpoint, ReduceLROnPlateau, TerminateOnNaN
 from cnnlab.train.loader import TensorLoader
 from cnnlab.train.losses import make_loss

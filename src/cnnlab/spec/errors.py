@@ -8,18 +8,21 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from cnnlab.errors import CnnlabError
 
-if TYPE_CHECKING:
-    from cnnlab.spec.summary import Summary
+
+class PrintableSummary(Protocol):
+    """What an error needs of :class:`cnnlab.spec.summary.Summary` (summary imports this module)."""
+
+    def print(self) -> None: ...
 
 
 class SpecError(CnnlabError):
     """A model spec that cannot work; raised before anything runs."""
 
-    def __init__(self, message: str, *, where: str | None = None, fix: str | None = None, partial: Summary | None = None) -> None:
+    def __init__(self, message: str, *, where: str | None = None, fix: str | None = None, partial: PrintableSummary | None = None) -> None:
         super().__init__(message, where=where, fix=fix)
         self.partial = partial
 

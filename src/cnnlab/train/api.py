@@ -1,4 +1,4 @@
-"""The public training API: ``fit`` an experiment into a run folder, ``load`` a bundle, use it.
+"""The public training API: ``fit`` an experiment into a run folder (``cnnlab.load`` reads it back).
 
 A run folder (``--out runs/NAME``) holds::
 
@@ -21,14 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from cnnlab.errors import CnnlabError
 from cnnlab.files import atomic_write_text
+from cnnlab.inference.head import OutputHead, find_output_head
 from cnnlab.train import config as cfg
-from cnnlab.train.head import OutputHead, find_output_head
 
 SPLIT_FILE = "split.json"
 
@@ -424,101 +423,3 @@ def _make_trainer(exp, module, head, train, val, train_set, loss_name, metrics, 
     trainer.bundle_meta["training_precision"] = "bf16" if trainer.mixed_precision else "fp32"
     trainer.head = head
     return trainer
-
-
-# ------------------------------------------------------------------------ load / use
-
-
-class LoadedModel:
-    """A trained model with what it needs to predict on images: ``predict(images)``."""
-
-    def __init__(self, module: nn.Module, meta: dict[str, Any], path: Path) -> None:
-        self.module, self.meta, self.path = module.eval(), meta, path
-        out = meta.get("output", {})
-        self.head = OutputHead(out.get("activation", "linear"), module if out.get("in_model") else None,
-                               int(out.get("units", 0)))
-        self.classes: list[str] | None = meta.get("classes")
-        self.task: str = meta.get("task", "classification")
-        self.preprocessing: dict[str, Any] = meta.get("preprocessing") or {}
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return self.module(x)
-
-    @torch.no_grad()
-    def predict_tensor(self, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-        """Network inputs (N, C, H, W) -> probabilities (classification) or values (regression)."""
-        outs = [self.head.probabilities(self.module(x[i:i + batch_size])) for i in range(0, len(x), batch_size)]
-        return torch.cat(outs) if outs else torch.zeros(0)
-
-    def prepare(self, images: Any) -> torch.Tensor:
-        """Paths, PIL images, uint8 arrays (H, W[, C]) or (N, H, W[, C]) -> network inputs."""
-        from cnnlab.data.loader import normalize, prepare_images
-
-        fast = self._prepare_array(images)
-        if fast is not None:
-            return normalize(fast, self.preprocessing)
-
-        if isinstance(images, (str, Path)) or not isinstance(images, (list, tuple, np.ndarray)):
-            images = [images]
-        if isinstance(images, np.ndarray):
-            images = list(images) if images.ndim == 4 or (images.ndim == 3 and images.shape[-1] not in (1, 3, 4)) \
-                else [images]
-        items = [np.asarray(im) if _is_pil(im) else (str(im) if isinstance(im, Path) else im) for im in images]
-        return prepare_images(items, self.preprocessing)
-
-    def _prepare_array(self, images: Any) -> torch.Tensor | None:
-        """uint8 arrays already at the model's size and channel count -> (N, C, H, W) uint8, else None.
-
-        Such images need no decoding, resizing or colour conversion, so the general
-        path (one lossless PNG round trip per image) would give the very same pixels;
-        this skips it (predict on in-memory batches is then ~10x faster).
-        """
-        if not isinstance(images, np.ndarray) or images.dtype != np.uint8 or not self.preprocessing:
-            return None
-        h, w = (int(v) for v in self.preprocessing.get("image_size", (0, 0)))
-        c = int(self.preprocessing.get("channels", 0))
-        # The same reading of the array's shape as prepare(): (N, H, W, C), one (H, W, C)
-        # image when the last axis is 1, 3 or 4, else (N, H, W) grey; (H, W) one grey image.
-        shape, ndim = images.shape, images.ndim
-        single = ndim == 2 or (ndim == 3 and shape[-1] in (1, 3, 4))
-        if ndim == 4 or (ndim == 3 and single):
-            ok = shape[-3:] == (h, w, c)
-        else:
-            ok = ndim in (2, 3) and c == 1 and shape[-2:] == (h, w)
-        if not ok:
-            return None
-        batch = images.reshape(-1, h, w, c)
-        return torch.from_numpy(np.ascontiguousarray(batch)).permute(0, 3, 1, 2)
-
-    def predict(self, images: Any) -> np.ndarray:
-        """Probabilities (N, K) / (N,) for one sigmoid unit, or values (N,) for regression."""
-        out = self.predict_tensor(self.prepare(images)).float().numpy()
-        return out[:, 0] if out.ndim == 2 and out.shape[1] == 1 else out
-
-    def predict_classes(self, images: Any) -> list[Any]:
-        """Class names (argmax, or the 0.5 threshold of one sigmoid unit), or numbers for regression."""
-        out = self.predict(images)
-        if self.task == "regression":
-            return [float(v) for v in np.asarray(out).reshape(len(out), -1)[:, 0]]
-        index = (out > 0.5).astype(int) if out.ndim == 1 else out.argmax(-1)
-        names = self.classes or [str(i) for i in range(int(index.max()) + 1)]
-        return [names[int(i)] for i in index]
-
-
-def _is_pil(item: Any) -> bool:
-    try:
-        from PIL import Image
-    except ImportError:  # pragma: no cover
-        return False
-    return isinstance(item, Image.Image)
-
-
-def load(path: str | Path, model: nn.Module | None = None) -> LoadedModel:
-    """Load a bundle (or a run folder's final bundle) without unpickling anything."""
-    from cnnlab.train.bundle import load_bundle
-
-    path = Path(path)
-    if not path.exists():
-        raise CnnlabError("no such bundle or run folder", where=str(path), fix="give the --out folder of a run")
-    module, meta = load_bundle(path, model)
-    return LoadedModel(module, meta, path)

@@ -13,17 +13,29 @@ import csv
 import io
 import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import torch
 
 from cnnlab.errors import CnnlabError
 from cnnlab.files import atomic_write_text
 
-if TYPE_CHECKING:
-    from cnnlab.train.trainer import Trainer
+
+
+class Trainer(Protocol):
+    """What callbacks use of the trainer (the trainer module imports this one, not the reverse)."""
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    run_dir: Path | None
+    history: list[dict[str, float]]
+    stop_training: bool
+
+    def save_bundle(self, folder: str | Path, logs: Mapping[str, float] | None = None) -> Path: ...
+
+    def say(self, text: str) -> None: ...
 
 
 def _mode(monitor: str, mode: str) -> str:

@@ -2,7 +2,7 @@
 
 Every classification loss here takes *logits* (the pre-activation output): the
 trainer strips a trailing softmax / sigmoid from the model while it trains (see
-:mod:`cnnlab.train.head`), which is what Keras's ``from_logits=True`` does and
+:mod:`cnnlab.inference.head`), which is what Keras's ``from_logits=True`` does and
 avoids ``log(0)``.
 
 Shapes, with N the batch size and K the number of classes:

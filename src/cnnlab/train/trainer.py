@@ -30,9 +30,9 @@ import torch
 from torch import nn
 
 from cnnlab.train import state as ckpt
-from cnnlab.train.bundle import save_bundle
+from cnnlab.inference.bundle import save_bundle
 from cnnlab.train.callbacks import Callback, TerminateOnNaN
-from cnnlab.train.head import OutputHead, find_output_head
+from cnnlab.inference.head import OutputHead, find_output_head
 from cnnlab.train.metrics import MetricTracker
 from cnnlab.train.optim import Schedule
 from cnnlab.train.progress import EpochProgress
@@ -75,7 +75,7 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
 class Trainer:
     """Train ``model`` with ``loss_fn`` (on logits, see :mod:`cnnlab.train.losses`).
 
-    ``bundle_meta`` is what :func:`cnnlab.train.bundle.save_bundle` writes into
+    ``bundle_meta`` is what :func:`cnnlab.inference.bundle.save_bundle` writes into
     ``model.json`` (architecture, task, classes, input shape, preprocessing);
     the trainer adds the output head and the last metrics. ``regularization``
     returns the model's extra loss (the spec's kernel regularisers).

@@ -16,7 +16,7 @@ import torch
 
 from cnnlab.errors import CnnlabError
 from cnnlab.files import atomic_path
-from cnnlab.train.api import LoadedModel
+from cnnlab.inference.model import LoadedModel
 
 TTA_MODES = ("none", "flip", "flip_translate")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp"}

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from cnnlab.data.loader import prepare_images
-from cnnlab.train.api import LoadedModel
+from cnnlab.inference import LoadedModel
 
 
 def general_path(images: np.ndarray, pre: dict) -> torch.Tensor:

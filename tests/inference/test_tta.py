@@ -9,8 +9,8 @@ from torch import nn
 
 from cnnlab.data.imageset import ImageSet
 from cnnlab.errors import CnnlabError
-from cnnlab.train.api import LoadedModel
-from cnnlab.train.evaluate import evaluate_model, predict_tta
+from cnnlab.inference import LoadedModel
+from cnnlab.inference.evaluate import evaluate_model, predict_tta
 
 
 def lopsided() -> nn.Module:

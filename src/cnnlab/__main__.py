@@ -1,0 +1,7 @@
+"""``python -m cnnlab`` (what ``torchrun -m cnnlab train ...`` runs)."""
+
+import sys
+
+from cnnlab.cli import main
+
+sys.exit(main())

@@ -1,0 +1,100 @@
+"""Data sets: data inspect, data download (cnnlab.data)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from cnnlab.cli.app import app
+from cnnlab.errors import CnnlabError
+
+from cnnlab.cli.common import augment_options
+
+data_app = typer.Typer(help="Data sets: inspect a folder, CSV or built-in set; download built-in sets.",
+                       no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("inspect")
+def data_inspect_command(
+    source: Annotated[str, typer.Argument(help="Built-in set (shapes, mnist, ...), image folder, .tar.gz or CSV.")],
+    split: Annotated[str, typer.Option(help="train, test or val.")] = "train",
+    data: Annotated[Optional[str], typer.Option("--data", help="Data root (default $CNNLAB_DATA or ~/.cache/cnnlab).")] = None,
+    out: Annotated[Optional[str], typer.Option(help="Folder for samples.png / augmented.png (default inspect-NAME).")] = None,
+    per_class: Annotated[int, typer.Option("--per-class", min=1, max=32, help="Samples per class in the grid.")] = 8,
+    augment: Annotated[Optional[list[str]], typer.Option(help="KEY=VALUE (Keras names) or a YAML file; repeatable: also writes augmented.png.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for the samples shown.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Classes, counts (imbalance flagged), image sizes and modes, skipped files, and PNG grids of samples."""
+    import json
+    import re
+    from pathlib import Path
+
+    from cnnlab.data.inspect import inspect_dataset
+
+    options = augment_options(augment)
+    if options is not None:
+        from cnnlab.data.augment import Augment
+
+        Augment.from_config(options)  # bad options fail before the data set is read
+    folder = out or f"inspect-{re.sub(r'[^A-Za-z0-9._-]+', '_', Path(source).name or source)}"
+    report = inspect_dataset(source, split=split, root=data, out=folder, per_class=per_class, augment=options, seed=seed,
+                             progress=not as_json)
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+        return
+    _print_inspect(report)
+
+
+def _print_inspect(report: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(soft_wrap=True)  # long paths stay on one line (greppable, testable)
+    h, w, c = report["image_shape"]
+    console.print(f"[bold]{report['source']}[/bold] ({report['split']}): {report['images']} images, "
+                  f"{report['task']}, decoded to {h}x{w}x{c}")
+    if "counts" in report:
+        table = Table("class", "images", title="classes")
+        for name, count in report["counts"].items():
+            table.add_row(name, str(count) + ("  [red](no valid image)[/red]" if count == 0 else ""))
+        console.print(table)
+        ratio = report["imbalance_ratio"]
+        if report["imbalanced"]:
+            why = "a class has no image" if ratio is None else f"largest/smallest = {ratio:.2f}"
+            console.print(f"[yellow]imbalanced:[/yellow] {why} (consider class weights or more data)")
+    else:
+        t = report["targets"]
+        console.print(f"targets: min {t['min']:.4g}, max {t['max']:.4g}, mean {t['mean']:.4g}, std {t['std']:.4g}")
+    if report["original_sizes"]:
+        sizes = ", ".join(f"{s['height']}x{s['width']} ({s['count']})" for s in report["original_sizes"][:6])
+        more = f" and {len(report['original_sizes']) - 6} more" if len(report["original_sizes"]) > 6 else ""
+        console.print(f"original sizes (HxW): {sizes}{more}")
+        console.print("modes: " + ", ".join(f"{m} ({n})" for m, n in report["original_modes"].items()))
+    if report["skipped"]:
+        table = Table("file", "reason", title=f"skipped ({len(report['skipped'])})")
+        for item in report["skipped"][:50]:
+            table.add_row(item["file"], item["reason"])
+        console.print(table)
+        if len(report["skipped"]) > 50:
+            console.print(f"... and {len(report['skipped']) - 50} more (see --json)")
+    for key in ("samples_png", "augmented_png"):
+        if key in report:
+            console.print(f"wrote {report[key]}")
+
+
+@data_app.command("download")
+def data_download_command(
+    name: Annotated[str, typer.Argument(help="mnist, fashion-mnist, cifar10 or cifar100.")],
+    data: Annotated[Optional[str], typer.Option("--data", help="Data root (default $CNNLAB_DATA or ~/.cache/cnnlab).")] = None,
+) -> None:
+    """Download a built-in set's official files (sha256-checked) into the data root."""
+    from cnnlab.data.remote import download
+    from cnnlab.data.roots import data_root
+
+    for path in download(name.lower(), data_root(data) / name.lower()):
+        typer.echo(f"ok {path}")
+
+

@@ -1,0 +1,165 @@
+"""Training and use: train, evaluate, predict (cnnlab.train, cnnlab.inference)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Optional
+
+import typer
+
+from cnnlab.cli.app import app
+from cnnlab.errors import CnnlabError
+
+from cnnlab.cli.common import augment_options
+
+# Flag -> dotted field of the experiment file (so an error in a flag names the flag).
+_TRAIN_FLAGS = {
+    "model": "--model", "epochs": "--epochs", "batch_size": "--batch-size", "optimizer.name": "--optimizer",
+    "optimizer.lr": "--lr", "optimizer.momentum": "--momentum", "optimizer.weight_decay": "--weight-decay",
+    "schedule.name": "--schedule", "loss.name": "--loss", "loss.label_smoothing": "--label-smoothing",
+    "data.val_split": "--val-split", "augment": "--augment", "seed": "--seed", "out": "--out",
+    "device": "--device", "checkpoint_every": "--checkpoint-every", "data.source": "DATA", "data.root": "--data",
+    "precision": "--precision",
+}
+
+
+@app.command("train")
+def train_command(
+    data: Annotated[Optional[str], typer.Argument(help="Built-in set (shapes, mnist, ...), image folder or CSV.")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", help="Zoo name or spec file; default: picked for the data.")] = None,
+    data_root: Annotated[Optional[str], typer.Option("--data", help="Data root (default $CNNLAB_DATA or ~/.cache/cnnlab).")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Epochs to train.")] = None,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Images per step.")] = None,
+    optimizer: Annotated[Optional[str], typer.Option(help="sgd, adam, adamw or rmsprop.")] = None,
+    lr: Annotated[Optional[float], typer.Option("--lr", help="Learning rate.")] = None,
+    momentum: Annotated[Optional[float], typer.Option(help="SGD / RMSprop momentum.")] = None,
+    weight_decay: Annotated[Optional[float], typer.Option("--weight-decay", help="L2 weight decay.")] = None,
+    schedule: Annotated[Optional[str], typer.Option(help="constant, step, exponential, cosine, onecycle, plateau.")] = None,
+    loss: Annotated[Optional[str], typer.Option(help="Loss name (default: from the task).")] = None,
+    label_smoothing: Annotated[Optional[float], typer.Option("--label-smoothing")] = None,
+    val_split: Annotated[Optional[float], typer.Option("--val-split", help="Validation fraction (0 = none).")] = None,
+    augment: Annotated[Optional[list[str]], typer.Option(help="KEY=VALUE, Keras ImageDataGenerator names; repeatable.")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Random seed.")] = None,
+    out: Annotated[Optional[str], typer.Option(help="Run folder (default runs/DATA-MODEL).")] = None,
+    resume: Annotated[Optional[str], typer.Option(help="Continue the run in this folder.")] = None,
+    config: Annotated[Optional[str], typer.Option(help="Experiment file (YAML/JSON); flags override it.")] = None,
+    device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda, cuda:1 ...")] = None,
+    compile: Annotated[bool, typer.Option("--compile", help="torch.compile the model.")] = False,
+    precision: Annotated[Optional[str], typer.Option(help="auto (bf16 autocast on CUDA and on CPUs with AVX-512 BF16 / AMX, else fp32), fp32 or bf16.")] = None,
+    checkpoint_every: Annotated[Optional[int], typer.Option("--checkpoint-every", help="Steps between mid-epoch states.")] = None,
+    quiet: Annotated[int, typer.Option("--quiet", "-q", count=True, help="-q: one line per epoch; -qq: errors only.")] = 0,
+) -> None:
+    """Train a model on DATA (or --config FILE) into a run folder; --resume RUN continues one."""
+    from cnnlab.train.api import run_experiment
+
+    if resume is not None and (config is not None or data is not None):
+        raise CnnlabError("--resume continues a run with its saved config", where="--resume",
+                          fix="drop DATA / --config (flags such as --epochs still apply)")
+    if data is None and config is None and resume is None:
+        raise CnnlabError("no data given", where="DATA", fix="e.g. `cnnlab train shapes` or `cnnlab train --config exp.yaml`")
+    overrides = {"data.source": data, "data.root": data_root, "model": model, "epochs": epochs, "batch_size": batch_size,
+                 "optimizer.name": optimizer, "optimizer.lr": lr, "optimizer.momentum": momentum,
+                 "optimizer.weight_decay": weight_decay, "schedule.name": schedule, "loss.name": loss,
+                 "loss.label_smoothing": label_smoothing, "data.val_split": val_split,
+                 "augment": augment_options(augment), "seed": seed, "out": out, "device": device,
+                 "checkpoint_every": checkpoint_every, "compile": True if compile else None,
+                 "precision": precision}
+    verbose = {0: 1, 1: 2}.get(quiet, 0)
+    history = run_experiment(config, overrides, resume=resume, verbose=verbose, flags=_TRAIN_FLAGS,
+                             say=lambda text: typer.echo(text))
+    if verbose and history.rows:
+        last = history.rows[-1]
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in last.items() if k != "learning_rate")
+        typer.echo(f"done: {history.epochs} epoch(s); {shown}; model in {history.run_dir}")
+
+
+@app.command("evaluate")
+def evaluate_command(
+    model: Annotated[str, typer.Argument(help="Run folder or bundle.")],
+    data: Annotated[str, typer.Argument(help="Built-in set, image folder or CSV.")],
+    data_root: Annotated[Optional[str], typer.Option("--data", help="Data root (default $CNNLAB_DATA or ~/.cache/cnnlab).")] = None,
+    split: Annotated[Optional[str], typer.Option(help="train, test or val (default: test when the data has one).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    png: Annotated[Optional[str], typer.Option(help="Confusion matrix PNG (default: RUN/evaluation/confusion-DATA.png).")] = None,
+    tta: Annotated[str, typer.Option(help="Test-time augmentation: none, flip or flip_translate.")] = "none",
+) -> None:
+    """Accuracy, top-1/top-5 error, per-class precision/recall/F1 and confusion matrix (or MAE/MSE)."""
+    import json
+    from pathlib import Path
+
+    from cnnlab.data.sources import available_splits, open_dataset
+    from cnnlab.inference import load
+    from cnnlab.inference.evaluate import evaluate_model, save_confusion_png
+
+    loaded = load(model)
+    pre = loaded.preprocessing
+    chosen = split or ("test" if "test" in available_splits(data, root=data_root) else "train")
+    imageset = open_dataset(data, split=chosen, root=data_root, image_size=tuple(pre["image_size"]), channels=int(pre["channels"]),
+                            task=loaded.task)
+    result = evaluate_model(loaded, imageset, tta=tta)
+    result["data"], result["split"] = data, chosen
+    if loaded.task != "regression":
+        target = Path(png) if png else Path(model) / "evaluation" / f"confusion-{Path(data).stem}-{chosen}.png"
+        result["confusion_png"] = str(save_confusion_png(result, target))
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(f"{data} ({chosen}): {result['images']} images")
+    if loaded.task == "regression":
+        console.print(f"MAE {result['mae']:.4f}  MSE {result['mse']:.4f}  RMSE {result['rmse']:.4f}")
+        return
+    console.print(f"accuracy {result['accuracy']:.4f}  top-1 error {result['top1_error']:.4f}  "
+                  f"top-5 error {result['top5_error']:.4f}")
+    scores = Table("class", "precision", "recall", "F1", "support")
+    for name, row in result["per_class"].items():
+        scores.add_row(name, f"{row['precision']:.4f}", f"{row['recall']:.4f}", f"{row['f1']:.4f}", str(row["support"]))
+    console.print(scores)
+    matrix = Table("true \\ predicted", *result["classes"])
+    for name, row in zip(result["classes"], result["confusion_matrix"]):
+        matrix.add_row(name, *(str(v) for v in row))
+    console.print(matrix)
+    console.print(f"confusion matrix image: {result['confusion_png']}")
+
+
+@app.command("predict")
+def predict_command(
+    model: Annotated[str, typer.Argument(help="Run folder or bundle.")],
+    images: Annotated[list[str], typer.Argument(help="Image files or folders.")],
+    top_k: Annotated[int, typer.Option("--top-k", min=1, help="Show the k most likely classes.")] = 1,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
+) -> None:
+    """The class and its probability (top-k) for each image, or the number for regression."""
+    import csv
+    import json
+
+    from cnnlab.inference import load
+    from cnnlab.inference.evaluate import image_files, predict_files
+
+    loaded = load(model)
+    records = predict_files(loaded, image_files(images), top_k=top_k)
+    if as_json:
+        typer.echo(json.dumps(records, indent=2))
+        return
+    if as_csv:
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        if loaded.task == "regression":
+            writer.writerow(["file", "value"])
+            writer.writerows([r["file"], repr(r["value"])] for r in records)
+        else:
+            writer.writerow(["file", "rank", "class", "probability"])
+            for r in records:
+                for rank, item in enumerate(r["top"], 1):
+                    writer.writerow([r["file"], rank, item["class"], f"{item['probability']:.6f}"])
+        return
+    for r in records:
+        if loaded.task == "regression":
+            typer.echo(f"{r['file']}: {r['value']:.6g}")
+        else:
+            typer.echo(f"{r['file']}: " + ", ".join(f"{t['class']} {t['probability']:.4f}" for t in r["top"]))
+
+
