@@ -19,8 +19,21 @@ _TRAIN_FLAGS = {
     "schedule.name": "--schedule", "loss.name": "--loss", "loss.label_smoothing": "--label-smoothing",
     "data.val_split": "--val-split", "augment": "--augment", "seed": "--seed", "out": "--out",
     "device": "--device", "checkpoint_every": "--checkpoint-every", "data.source": "DATA", "data.root": "--data",
-    "precision": "--precision",
+    "precision": "--precision", "transfer.pretrained": "--pretrained", "transfer.freeze": "--freeze",
+    "transfer.freeze_epochs": "--freeze-epochs", "transfer.backbone_lr_mult": "--backbone-lr-mult",
+    "transfer.train_bn": "--train-bn",
 }
+
+
+def _freeze_option(value: str | None):
+    """--freeze: 'features', 'none', a number of leading blocks, or comma-separated layer names / patterns."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return int(value)
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    return names[0] if len(names) == 1 else names
 
 
 @app.command("train")
@@ -47,6 +60,11 @@ def train_command(
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the model.")] = False,
     precision: Annotated[Optional[str], typer.Option(help="auto (bf16 autocast on CUDA and on CPUs with AVX-512 BF16 / AMX, else fp32), fp32 or bf16.")] = None,
     checkpoint_every: Annotated[Optional[int], typer.Option("--checkpoint-every", help="Steps between mid-epoch states.")] = None,
+    pretrained: Annotated[Optional[str], typer.Option(help="Pretrained weights: a run folder / bundle, a .pth / .safetensors state dict, a .keras / .h5 file.")] = None,
+    freeze: Annotated[Optional[str], typer.Option(help="features, none, N leading blocks, or layer names / glob patterns (comma-separated).")] = None,
+    freeze_epochs: Annotated[Optional[int], typer.Option("--freeze-epochs", help="Train the new head alone N epochs, then unfreeze.")] = None,
+    backbone_lr_mult: Annotated[Optional[float], typer.Option("--backbone-lr-mult", help="Backbone learning rate as a fraction of the head's.")] = None,
+    train_bn: Annotated[bool, typer.Option("--train-bn", help="Let frozen batch norms train (default: inference mode).")] = False,
     quiet: Annotated[int, typer.Option("--quiet", "-q", count=True, help="-q: one line per epoch; -qq: errors only.")] = 0,
 ) -> None:
     """Train a model on DATA (or --config FILE) into a run folder; --resume RUN continues one."""
@@ -63,7 +81,9 @@ def train_command(
                  "loss.label_smoothing": label_smoothing, "data.val_split": val_split,
                  "augment": augment_options(augment), "seed": seed, "out": out, "device": device,
                  "checkpoint_every": checkpoint_every, "compile": True if compile else None,
-                 "precision": precision}
+                 "precision": precision, "transfer.pretrained": pretrained, "transfer.freeze": _freeze_option(freeze),
+                 "transfer.freeze_epochs": freeze_epochs, "transfer.backbone_lr_mult": backbone_lr_mult,
+                 "transfer.train_bn": True if train_bn else None}
     verbose = {0: 1, 1: 2}.get(quiet, 0)
     history = run_experiment(config, overrides, resume=resume, verbose=verbose, flags=_TRAIN_FLAGS,
                              say=lambda text: typer.echo(text))

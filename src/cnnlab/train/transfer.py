@@ -89,7 +89,7 @@ def read_pretrained(path: str | os.PathLike[str]) -> Pretrained:
         raise CnnlabError("no such pretrained weights file or bundle", where=str(file),
                           fix="give a run folder, a bundle, a .pth / .safetensors state dict or a .keras / .h5 file")
     if file.is_dir():
-        from cnnlab.train.bundle import load_weights, read_meta
+        from cnnlab.inference.bundle import load_weights, read_meta
 
         meta = read_meta(file)
         return Pretrained("bundle", file, dict(load_weights(file, meta)), dict(meta.get("architecture") or {}), meta)
