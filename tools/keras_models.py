@@ -287,7 +287,13 @@ def main() -> None:
         model = build_keras(keras, spec, stem)
         randomise(model, values)
         save_both(model, stem)
-        entries.append(record(keras, model, stem, values))
+        entry = record(keras, model, stem, values)
+        entries.append(entry)
+        x = np.asarray(entry["input"], dtype="float32").reshape(2, *entry["input_shape"])
+        for suffix in ("keras", "h5"):  # Keras reads its own files back (the deflated zip too) to the same outputs
+            again = keras.saving.load_model(OUT / f"{stem}.{suffix}", compile=False)
+            got = np.asarray(again(x, training=False), dtype="float64").reshape(-1)
+            assert np.allclose(got, entry["output"], atol=1e-6), (stem, suffix)
     refused_models(keras)
     import tensorflow as tf
 

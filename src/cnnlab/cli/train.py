@@ -25,6 +25,16 @@ _TRAIN_FLAGS = {
 }
 
 
+def _lr_option(value: str | None):
+    """--lr: a positive number or 'find'."""
+    if value is None or value.strip().lower() == "find":
+        return None if value is None else "find"
+    try:
+        return float(value)
+    except ValueError:
+        raise CnnlabError(f"{value!r} is not a number", where="--lr", fix="give e.g. --lr 0.01, or --lr find") from None
+
+
 def _freeze_option(value: str | None):
     """--freeze: 'features', 'none', a number of leading blocks, or comma-separated layer names / patterns."""
     if value is None:
@@ -44,7 +54,7 @@ def train_command(
     epochs: Annotated[Optional[int], typer.Option(help="Epochs to train.")] = None,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Images per step.")] = None,
     optimizer: Annotated[Optional[str], typer.Option(help="sgd, adam, adamw or rmsprop.")] = None,
-    lr: Annotated[Optional[float], typer.Option("--lr", help="Learning rate.")] = None,
+    lr: Annotated[Optional[str], typer.Option("--lr", help="Learning rate, or 'find' (the range test's suggestion).")] = None,
     momentum: Annotated[Optional[float], typer.Option(help="SGD / RMSprop momentum.")] = None,
     weight_decay: Annotated[Optional[float], typer.Option("--weight-decay", help="L2 weight decay.")] = None,
     schedule: Annotated[Optional[str], typer.Option(help="constant, step, exponential, cosine, onecycle, plateau.")] = None,
@@ -76,7 +86,7 @@ def train_command(
     if data is None and config is None and resume is None:
         raise CnnlabError("no data given", where="DATA", fix="e.g. `cnnlab train shapes` or `cnnlab train --config exp.yaml`")
     overrides = {"data.source": data, "data.root": data_root, "model": model, "epochs": epochs, "batch_size": batch_size,
-                 "optimizer.name": optimizer, "optimizer.lr": lr, "optimizer.momentum": momentum,
+                 "optimizer.name": optimizer, "optimizer.lr": _lr_option(lr), "optimizer.momentum": momentum,
                  "optimizer.weight_decay": weight_decay, "schedule.name": schedule, "loss.name": loss,
                  "loss.label_smoothing": label_smoothing, "data.val_split": val_split,
                  "augment": augment_options(augment), "seed": seed, "out": out, "device": device,

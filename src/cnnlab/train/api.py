@@ -206,9 +206,36 @@ def fit(data: str | None = None, model: Any = None, *, config: str | Path | None
     return run_experiment(config, overrides, resume=resume, verbose=verbose)
 
 
+def lr_find(data: str | None = None, model: Any = None, *, config: str | Path | None = None,
+            png: str | Path | None = None, steps: int = 100, start_lr: float = 1e-7, end_lr: float = 10.0,
+            verbose: int = 1, data_root: str | Path | None = None, **options: Any):
+    """The learning-rate range test (:mod:`cnnlab.train.lr_find`) on the experiment ``fit`` would run.
+
+    Same arguments as :func:`fit` (``transfer.pretrained``, ``transfer.freeze`` ... included);
+    nothing is trained or written except the plot ``png``. Returns an ``LRFindResult``
+    (``.suggestion``, ``.lrs``, ``.losses``).
+    """
+    overrides: dict[str, Any] = {"data.source": str(data) if data is not None else None,
+                                 "data.root": str(data_root) if data_root is not None else None,
+                                 "model": str(model) if isinstance(model, Path) else model}
+    for key, value in options.items():
+        if isinstance(value, Mapping):
+            overrides.update({f"{key}.{sub}": inner for sub, inner in value.items()})
+        else:
+            overrides[key] = value
+    return run_experiment(config, overrides, verbose=verbose,
+                          find_only={"png": png, "steps": steps, "start_lr": start_lr, "end_lr": end_lr})
+
+
 def run_experiment(config_path: str | Path | None, overrides: Mapping[str, Any], *, resume: str | Path | None = None,
-                   verbose: int = 1, flags: Mapping[str, str] | None = None, say=None) -> History:
-    """Validate, prepare everything, then train in the run folder (see the module doc)."""
+                   verbose: int = 1, flags: Mapping[str, str] | None = None, say=None,
+                   find_only: Mapping[str, Any] | None = None) -> Any:
+    """Validate, prepare everything, then train in the run folder (see the module doc).
+
+    ``optimizer.lr: find`` runs the learning-rate range test first and trains at its
+    suggestion (saved in config.yaml, the plot as lr_find.png). ``find_only``
+    ({png, steps, start_lr, end_lr}): run the test alone and return its result.
+    """
     from cnnlab.data.loader import BatchLoader, make_preprocessing
     from cnnlab.train.state import seed_everything, state_files
     from cnnlab.train.trainer import Trainer, resolve_device
@@ -242,6 +269,9 @@ def run_experiment(config_path: str | Path | None, overrides: Mapping[str, Any],
     task, classes = train_set.task, train_set.classes
     outputs = 1 if task == "regression" else len(classes)
     activation = "linear" if task == "regression" else "softmax"
+    find_lr = find_only is not None or exp.optimizer.lr == "find"
+    if exp.optimizer.lr == "find":  # a placeholder until the range test has spoken
+        exp = exp.model_copy(update={"optimizer": exp.optimizer.model_copy(update={"lr": 1e-3})})
     transfer_notes: list[str] = []
     if exp.transfer.pretrained:
         module, arch, described, transfer_notes = _pretrained_model(exp, train_set.image_shape, outputs, activation)
@@ -273,6 +303,22 @@ def run_experiment(config_path: str | Path | None, overrides: Mapping[str, Any],
                               (["accuracy", "top5_accuracy"] if outputs > 5 else ["accuracy"]))
     trainer = _make_trainer(exp, module, head, train, val, train_set, loss_name, metrics, run_dir, device, verbose,
                             arch, preprocessing, task, freeze_plan=freeze[0], say=say)
+    found = None
+    if find_lr:
+        from cnnlab.train.lr_find import range_test, save_plot
+
+        settings = dict(find_only or {})
+        png = settings.pop("png", None)
+        found = range_test(trainer, train, **{k: v for k, v in settings.items() if v is not None})
+        if find_only is not None:
+            if png is not None:
+                save_plot(found, png)
+            return found
+        exp = exp.model_copy(update={"optimizer": exp.optimizer.model_copy(update={"lr": found.suggestion})})
+        trainer = _make_trainer(exp, module, head, train, val, train_set, loss_name, metrics, run_dir, device,
+                                verbose, arch, preprocessing, task, freeze_plan=freeze[0], say=say)
+        picked.append(f"learning rate {found.suggestion:.3g} from the range test "
+                      f"({len(found.lrs)} steps, {found.lrs[0]:.0e} to {found.lrs[-1]:.1e}; plot in lr_find.png)")
     if exp.model is None or exp.loss.name is None:
         picked.append(f"loss {loss_name}, metrics {', '.join(metrics)}, optimizer {exp.optimizer.name} "
                       f"lr {exp.optimizer.lr:g} ({exp.schedule.name} schedule), "
@@ -290,6 +336,10 @@ def run_experiment(config_path: str | Path | None, overrides: Mapping[str, Any],
         atomic_write_text(run_dir / cfg.CONFIG_FILE, cfg.dump(exp))
         if split_record is not None:
             atomic_write_text(run_dir / SPLIT_FILE, json.dumps(split_record) + "\n")
+        if found is not None:
+            from cnnlab.train.lr_find import save_plot
+
+            save_plot(found, run_dir / "lr_find.png")
     if verbose:
         say(f"run folder: {run_dir} ({trainer.device.type}, {trainer.bundle_meta['training_precision']})")
     rows = trainer.fit(train, val, epochs=exp.epochs, resume=resume is not None)

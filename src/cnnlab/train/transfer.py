@@ -570,3 +570,50 @@ def frozen_summary(model: nn.Module) -> str:
     count = count_params(model)
     return f"{count.trainable:,} trainable / {count.non_trainable:,} non-trainable parameters"
 
+
+
+# --------------------------------------------------------------- Keras file -> bundle
+
+
+def import_keras_bundle(path: str | os.PathLike[str], out: str | os.PathLike[str], *,
+                        classes: Sequence[str] | None = None, rescale: float | None = None) -> Path:
+    """Write the Keras model at ``path`` as a cnnlab bundle in ``out`` (predicting what Keras predicts).
+
+    ``classes``: the class names (default "0".."K-1"; a 1-unit sigmoid model gets two).
+    ``rescale``: what a pixel byte is multiplied by before the network (default 1/255,
+    the notes' ``rescale=1./255``). A model ending in a linear unit without ``classes``
+    is taken as a regressor.
+    """
+    from cnnlab.data.loader import DEFAULT_SCALE
+    from cnnlab.inference.bundle import save_bundle
+    from cnnlab.inference.head import find_output_head
+    from cnnlab.spec.keras_model import read_keras_model
+
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise CnnlabError("the bundle folder already exists and is not empty", where=str(out),
+                          fix="give a new folder with -o")
+    imported = read_keras_model(path)
+    model = imported.build()
+    h, w, c = (int(v) for v in model.input_shape)
+    head = find_output_head(model, torch.zeros(1, c, h, w))
+    task = "regression" if head.activation == "linear" and not classes else "classification"
+    units = head.units
+    if task == "classification":
+        wanted = 2 if units == 1 else units
+        names = list(classes) if classes else [str(i) for i in range(wanted)]
+        if len(names) != wanted:
+            raise CnnlabError(f"{len(names)} class names for a model with {wanted} classes", where="--classes",
+                              fix=f"give {wanted} comma-separated names")
+        head = head.for_task(task)
+    else:
+        names = None
+    scale = DEFAULT_SCALE if rescale is None else float(rescale)
+    meta = {"architecture": {"kind": "spec", "spec": model.spec}, "task": task, "classes": names,
+            "input_shape": [h, w, c],
+            "preprocessing": {"image_size": [h, w], "channels": c, "resize": "bilinear-stretch", "alpha": "white",
+                              "scale": scale, "mean": None, "std": None},
+            "output": {"activation": head.activation, "in_model": head.module is not None, "units": units},
+            "metrics": {}, "imported_from": {"file": Path(path).name, **imported.info}}
+    out.mkdir(parents=True, exist_ok=True)
+    return save_bundle(out, model, meta)
