@@ -345,3 +345,21 @@ def test_sigkill_in_either_phase_resumes_exactly(resume_setup, tmp_path, phase):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     first = load_file(pretrained / "weights.safetensors")["layers.conv2d.weight"]
     assert not torch.equal(first, b["layers.conv2d.weight"])  # phase 2 did train the backbone
+
+
+def test_summary_shows_frozen_layers_and_the_keras_split(capsys, monkeypatch):
+    from cnnlab.cli import main
+
+    monkeypatch.setenv("COLUMNS", "200")
+    assert main(["summary", "resnet20", "--freeze", "features", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["trainable_params"] == 650 and data["non_trainable_params"] == 271_098 - 650
+    rows = {row["name"]: row for row in data["layers"]}
+    assert rows["features.conv1"]["trainable"] is False and rows["head.fc"]["trainable"] is True
+    assert main(["summary", "resnet20", "--freeze", "features.layer3*"]) == 0
+    text = capsys.readouterr().out
+    assert "Trainable" in text and "Non-trainable params: " in text
+    line = next(row for row in text.splitlines() if "features.layer3.0.conv1" in row)
+    assert line.rstrip().rstrip("│").strip().endswith("N")
+    line = next(row for row in text.splitlines() if "features.layer2.0.conv1" in row)
+    assert line.rstrip().rstrip("│").strip().endswith("Y")

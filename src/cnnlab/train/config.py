@@ -26,10 +26,10 @@ from __future__ import annotations
 import difflib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from cnnlab.errors import CnnlabError
 
@@ -53,11 +53,18 @@ class DataConfig(Strict):
 
 class OptimizerConfig(Strict):
     name: Literal["sgd", "adam", "adamw", "rmsprop"] = "adam"
-    lr: Union[Annotated[float, Field(gt=0.0)], Literal["find"]] = Field(
-        1e-3, description="learning rate, or 'find': the range test's suggestion (cnnlab lr-find)")
+    lr: Union[float, Literal["find"]] = Field(
+        1e-3, description="learning rate (> 0), or 'find': the range test's suggestion (cnnlab lr-find)")
     momentum: float = Field(0.0, ge=0.0, lt=1.0)
     nesterov: bool = False
     weight_decay: float = Field(0.0, ge=0.0)
+
+    @field_validator("lr")
+    @classmethod
+    def _positive(cls, value: Any) -> Any:
+        if value != "find" and not value > 0:
+            raise ValueError("must be > 0 (or 'find')")
+        return value
 
 
 class ScheduleConfig(Strict):
