@@ -23,7 +23,7 @@ from cnnlab.nn.params import count_params
 from cnnlab.nn.regularizers import Regularizer, attach
 from cnnlab.spec import fields as F
 from cnnlab.spec.errors import SpecError, fmt_shape, suggestion
-from cnnlab.spec.layers import ARG_ALIASES, COMMON_ARGS, INPUT_TYPES, REQUIRED, TYPES, Ctx, LayerType, Shape, rank_name
+from cnnlab.spec.layers import COMMON_ARGS, INPUT_TYPES, REQUIRED, TYPES, LayerContext, LayerType, Shape, rank_name
 from cnnlab.spec.load import LoadedSpec, load_spec
 from cnnlab.spec.summary import LayerRow, Summary
 
@@ -33,9 +33,7 @@ _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
 
 def to_snake_case(name: str) -> str:
     """Keras's default layer name stem: Conv2D -> conv2d, MaxPooling2D -> max_pooling2d."""
-    name = re.sub(r"\W+", "", name)
-    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
-    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+    return F.snake_case(re.sub(r"\W+", "", name))
 
 
 @dataclass
@@ -248,12 +246,12 @@ class _Builder:
         return nodes
 
     def _args(self, i: int, node: _Node, layer_type: LayerType, layer: dict[str, Any], is_first: bool) -> dict[str, Any]:
-        aliases = ARG_ALIASES.get(layer_type.name, {})
-        valid = set(layer_type.defaults) | set(COMMON_ARGS) | set(aliases) | ({"input_shape"} if is_first else set())
+        aliases = layer_type.aliases
+        valid = set(layer_type.arguments) | set(COMMON_ARGS) | set(aliases) | ({"input_shape"} if is_first else set())
         args: dict[str, Any] = {}
         for key, value in layer.items():
             if key not in valid:
-                options = sorted(set(layer_type.defaults) | {"name", "inputs", "trainable"})
+                options = sorted(set(layer_type.arguments) | {"name", "inputs", "trainable"})
                 hint = " ('input_shape' belongs to the first layer only, or at the top of the spec)" if key == "input_shape" else ""
                 self.fail(i, node, key, f"{layer_type.name} has no argument {key!r}{hint}", suggestion(key, options, f"{layer_type.name} arguments"))
             if key in ("type", "name", "inputs", "input_shape"):
@@ -267,14 +265,13 @@ class _Builder:
             def fail(message: str, fix: str, _key: str = key) -> NoReturn:
                 self.fail(i, node, _key, message, fix)
 
-            args[target] = F.boolean(value, fail) if key == "trainable" else _coerce(layer_type, target, value, fail)
-        for key, default in layer_type.defaults.items():
+            args[target] = F.boolean(value, fail) if key == "trainable" else layer_type.coerce(target, value, fail)
+        for key, argument in layer_type.arguments.items():
             if key not in args:
-                if default is REQUIRED:
+                if argument.default is REQUIRED:
                     self.fail(i, node, key, f"{layer_type.name} needs {key!r}", f"add {key}: ... to this layer")
-                args[key] = _coerce(layer_type, key, default, lambda m, f: (_ for _ in ()).throw(AssertionError(m)))
-        if args.get("strides", 0) is None:
-            args["strides"] = list(args["pool_size"])
+                args[key] = layer_type.default(key)
+        layer_type.complete(args)
         args.setdefault("trainable", True)
         return args
 
@@ -295,9 +292,9 @@ class _Builder:
                     want = " or ".join(rank_name(r) for r in layer_type.ranks)
                     fix = "add a Reshape before it" if len(shape) != 1 else "move it before the Flatten / global pooling, or add a Reshape back to an image"
                     fail(None, f"{node.type} takes {want}, but its input has shape {fmt_shape(shape)}", fix)
-            ctx = Ctx(node.type, node.args, in_shapes, fail)
-            out = tuple(int(v) for v in layer_type.infer(ctx))
-            module = layer_type.make(ctx, out)
+            ctx = LayerContext(node.args, in_shapes, fail)
+            out = tuple(int(v) for v in layer_type.output_shape(ctx))
+            module = layer_type.build(ctx, out)
             self._init_weights(node, layer_type, module)
             if not node.trainable:
                 for parameter in module.parameters():
@@ -346,9 +343,3 @@ class _Builder:
             layers.append(entry)
         spec: dict[str, Any] = {"name": self.raw.get("name") or ("functional" if self.graph else "sequential"), "input_shape": list(input_shape), "layers": layers}
         return spec
-
-
-def _coerce(layer_type: LayerType, key: str, value: Any, fail: Any) -> Any:
-    from cnnlab.spec.layers import coerce
-
-    return coerce(layer_type, key, value, fail)

@@ -1,11 +1,15 @@
 """Coercion and checks of Keras layer arguments, field by field.
 
-Each checker takes the raw value and a ``fail(message, fix)`` callback and
-returns the normalised, JSON-safe value (tuples become lists).
+Every checker is called as ``check(value, fail, **options)``: it takes the raw
+value and a ``fail(message, fix)`` callback and returns the normalised,
+JSON-safe value (tuples become lists). Options are keyword-only, so that
+``functools.partial(int_tuple, n=2)`` is a :data:`Check` (what a layer type's
+:class:`~cnnlab.spec.layers.Arg` holds).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any, NoReturn
 
@@ -14,6 +18,7 @@ from cnnlab.nn.init import ALIASES, INITIALIZERS
 from cnnlab.spec.errors import suggestion
 
 Fail = Callable[[str, str], NoReturn]
+Check = Callable[[Any, Fail], Any]  # (raw value, fail) -> normalised value
 
 
 def is_int(value: Any) -> bool:
@@ -26,7 +31,7 @@ def positive_int(value: Any, fail: Fail) -> int:
     return int(value)
 
 
-def int_tuple(value: Any, n: int, fail: Fail, *, minimum: int = 1) -> list[int]:
+def int_tuple(value: Any, fail: Fail, *, n: int, minimum: int = 1) -> list[int]:
     """An int or a list of ``n`` ints, each >= ``minimum``: ``3`` -> ``[3, 3]``."""
     items = [value] * n if is_int(value) else value
     if not isinstance(items, (list, tuple)) or len(items) != n or not all(is_int(v) for v in items):
@@ -51,7 +56,7 @@ def number(value: Any, fail: Fail, *, low: float | None = None, high: float | No
     return float(value)
 
 
-def choice(value: Any, options: tuple[str, ...], fail: Fail) -> str:
+def choice(value: Any, fail: Fail, *, options: tuple[str, ...]) -> str:
     if not isinstance(value, str) or value.lower() not in options:
         fail(f"{value!r} is not valid", suggestion(str(value), options, "values"))
     return value.lower()
@@ -66,24 +71,23 @@ def activation(value: Any, fail: Fail) -> str | dict[str, Any] | None:
         name = options.pop("type", options.pop("name", None))
         if not isinstance(name, str):
             fail(f"an activation mapping needs 'type', got {value!r}", "write e.g. {type: leaky_relu, alpha: 0.1}")
-        choice(name, ACTIVATIONS, fail)
+        choice(name, fail, options=ACTIVATIONS)
         return {"type": name.lower(), **options}
-    return choice(value, ACTIVATIONS, fail)
+    return choice(value, fail, options=ACTIVATIONS)
 
 
 def initializer(value: Any, fail: Fail) -> str | dict[str, Any]:
     """'he_normal' or {type: random_normal, stddev: 0.01}; Keras's {class_name, config} too."""
     names = (*INITIALIZERS, *ALIASES)
     if isinstance(value, str):
-        choice(value, names, fail)
+        choice(value, fail, options=names)
         return value.lower()
     if isinstance(value, dict):
         options = dict(value.get("config", {})) if "class_name" in value else dict(value)
         name = value.get("class_name") or options.pop("type", None)
         if not isinstance(name, str):
             fail(f"an initializer mapping needs 'type', got {value!r}", "write e.g. {type: random_normal, stddev: 0.01}")
-        snake = _snake(name)
-        key = choice(snake, names, fail)
+        key = choice(snake_case(name), fail, options=names)
         allowed = INITIALIZERS[ALIASES.get(key, key)]
         options.pop("seed", None)
         for option in options:
@@ -99,13 +103,13 @@ def regularizer(value: Any, fail: Fail) -> dict[str, float] | None:
         return None
     defaults = {"l1": {"l1": 0.01, "l2": 0.0}, "l2": {"l1": 0.0, "l2": 0.01}, "l1_l2": {"l1": 0.01, "l2": 0.01}}
     if isinstance(value, str):
-        key = choice(value, tuple(defaults), fail)
+        key = choice(value, fail, options=tuple(defaults))
         return dict(defaults[key])
     if isinstance(value, dict):
         options = dict(value.get("config", {})) if "class_name" in value else dict(value)
         kind = (value.get("class_name") or options.pop("type", None) or "").lower().replace("l1l2", "l1_l2")
         if kind:
-            choice(kind, tuple(defaults), fail)
+            choice(kind, fail, options=tuple(defaults))
         for option in options:
             if option not in ("l1", "l2"):
                 fail(f"a regularizer has options l1 and l2, not {option!r}", "write e.g. {l2: 0.001}")
@@ -115,14 +119,13 @@ def regularizer(value: Any, fail: Fail) -> dict[str, float] | None:
     fail(f"must be l1, l2, l1_l2 or a mapping such as {{l2: 0.001}}, got {value!r}", "write e.g. l2 or {l2: 0.001}")
 
 
-def _snake(name: str) -> str:
-    import re
-
+def snake_case(name: str) -> str:
+    """Keras's CamelCase -> snake_case: Conv2D -> conv2d, MaxPooling2D -> max_pooling2d, RandomNormal -> random_normal."""
     name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
     return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
-def padding_pairs(value: Any, ndim: int, fail: Fail, what: str) -> list[Any]:
+def padding_pairs(value: Any, fail: Fail, *, ndim: int, what: str) -> list[Any]:
     """ZeroPadding / Cropping amounts: int, [a, b] (symmetric per axis) or [[t, b], [l, r]].
 
     1-D: int or [left, right] -> [left, right]. 2-D -> [[top, bottom], [left, right]].
@@ -153,3 +156,32 @@ def padding_pairs(value: Any, ndim: int, fail: Fail, what: str) -> list[Any]:
     if min(min(p) for p in pairs) < 0:
         fail(f"{what} cannot be negative, got {value!r}", "use amounts >= 0")
     return [[int(v) for v in p] for p in pairs]
+
+
+def optional(check: Check) -> Check:
+    """``check``, except that None (Keras's "not given": no max_value, strides = pool_size) stays None."""
+
+    def check_unless_none(value: Any, fail: Fail) -> Any:
+        return None if value is None else check(value, fail)
+
+    return check_unless_none
+
+
+def axis(value: Any, fail: Fail) -> int:
+    """A Keras axis index (-1 = the channels); which axes a layer accepts is its shape rule's business."""
+    if not is_int(value):
+        fail(f"must be an integer axis, got {value!r}", "write e.g. -1 (the channels)")
+    return int(value)
+
+
+def channels_last(value: Any, fail: Fail) -> str | None:
+    """``data_format``: specs are channels-last like Keras, whatever layout the built model takes."""
+    if value not in (None, "channels_last"):
+        fail(f"only channels_last is supported, got {value!r}", "remove data_format: specs are channels-last like Keras; built models take NCHW tensors")
+    return value
+
+
+def seed(value: Any, fail: Fail) -> int | None:
+    if value is not None and not is_int(value):
+        fail(f"must be an integer or null, got {value!r}", "write an integer seed")
+    return value

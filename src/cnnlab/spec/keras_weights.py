@@ -4,7 +4,9 @@ Keras keeps a Conv2D kernel as (kH, kW, in, out), a Conv2DTranspose kernel as
 (kH, kW, out, in), a Dense kernel as (in, out); cnnlab keeps torch's layouts
 (out, in, kH, kW), (in, out, kH, kW) and (out, in). Because Flatten orders
 values channels-last like Keras, a Dense kernel after a Flatten needs no
-reordering beyond the transpose.
+reordering beyond the transpose. Each layer type (:mod:`cnnlab.spec.layers`)
+names its tensors in Keras's ``get_weights()`` order and maps a Keras array
+onto them (``LayerType.weights``, ``LayerType.from_keras_weight``).
 """
 
 from __future__ import annotations
@@ -16,30 +18,14 @@ import numpy as np
 import torch
 
 from cnnlab.spec.errors import SpecError
-
-# Keras weight order per layer type -> cnnlab tensor names.
-_NAMES = {
-    "Conv1D": ("weight", "bias"),
-    "Conv2D": ("weight", "bias"),
-    "Conv2DTranspose": ("weight", "bias"),
-    "Dense": ("weight", "bias"),
-    "BatchNormalization": ("weight", "bias", "running_mean", "running_var"),
-    "PReLU": ("weight",),
-}
+from cnnlab.spec.layers import TYPES
 
 
 def keras_to_torch(layer_type: str, name: str, array: Any) -> torch.Tensor:
     """One Keras weight array as the cnnlab tensor ``name`` of a ``layer_type`` layer."""
     tensor = torch.as_tensor(np.asarray(array, dtype=np.float32))
-    if name == "weight" and layer_type in ("Conv2D", "Conv2DTranspose"):
-        return tensor.permute(3, 2, 0, 1)  # (kH, kW, a, b) -> (b, a, kH, kW)
-    if name == "weight" and layer_type == "Conv1D":
-        return tensor.permute(2, 1, 0)
-    if name == "weight" and layer_type == "Dense":
-        return tensor.T
-    if name == "weight" and layer_type == "PReLU" and tensor.dim() > 1:
-        return tensor.movedim(-1, 0)  # Keras alpha (..., C) -> (C, ...)
-    return tensor
+    known = TYPES.get(layer_type)
+    return known.from_keras_weight(name, tensor) if known is not None else tensor
 
 
 def set_keras_weights(model: Any, layer: str, arrays: Sequence[Any]) -> None:
@@ -48,7 +34,7 @@ def set_keras_weights(model: Any, layer: str, arrays: Sequence[Any]) -> None:
     if entry is None or layer not in model.layers:
         raise SpecError(f"no layer named {layer!r}", where="set_keras_weights", fix=f"use one of: {', '.join(model.layers)}")
     module = model.layers[layer]
-    names = [n for n in _NAMES.get(entry["type"], ()) if getattr(module, n, None) is not None]
+    names = [n for n in TYPES[entry["type"]].weights if getattr(module, n, None) is not None]
     if len(arrays) != len(names):
         raise SpecError(
             f"{entry['type']} layer {layer!r} holds {len(names)} weights ({', '.join(names) or 'none'}), got {len(arrays)}",

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import io
 import os
-import re
 import shutil
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +23,7 @@ from torch import nn
 from cnnlab.errors import CnnlabError
 from cnnlab.nn.params import KERAS_WEIGHT_BUFFERS, count_params
 from cnnlab.spec.errors import fmt_shape
+from cnnlab.spec.fields import snake_case
 
 _BYTES_PER_PARAM = 4  # float32, as Keras's memory figures assume
 
@@ -205,11 +205,6 @@ def _spec_summary(model: Any) -> Summary:
     return Summary(model.spec.get("name", "sequential"), rows, total.total, total.trainable, total.non_trainable, graph=model._graph)
 
 
-def _snake(name: str) -> str:
-    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
-    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
-
-
 def _rows_of(model: nn.Module) -> list[tuple[str, nn.Module, bool]]:
     """(qualified name, module, recurse) for each module that gets a row.
 
@@ -290,4 +285,4 @@ def _module_summary(model: nn.Module, input_shape: tuple[int, ...]) -> Summary:
         trainable = not params or any(p.requires_grad for p in params)
         rows.append(LayerRow(name, type(module).__name__, shapes.get(position), count.trainable, count.non_trainable, trainable))
     total = count_params(model)
-    return Summary(_snake(type(model).__name__), rows, total.total, total.trainable, total.non_trainable)
+    return Summary(snake_case(type(model).__name__), rows, total.total, total.trainable, total.non_trainable)
