@@ -16,9 +16,12 @@ Sequential and functional models (one input, one output, no shared layers)
 made of layers the spec language has come over; any other layer is refused
 naming it and its type. Keras weights land through
 :func:`cnnlab.spec.keras_weights.set_keras_weights` (Keras layouts to torch's).
-Initialisers, regularisers and constraints are not carried over: the weights
-come from the file, and a model brought over for fine-tuning gets cnnlab's
-training settings.
+The layers' arguments are those of the spec layer types
+(:data:`cnnlab.spec.layers.TYPES`, the one list of them: a type added there is
+read from Keras files too), with the spec's own checks; initialisers are left
+out (the weights come from the file), regularisers come along, constraints do
+not. A config setting with no counterpart (``output_padding``, ``renorm``) is
+refused naming the layer, unless it is at its no-op default.
 """
 
 from __future__ import annotations
@@ -37,27 +40,14 @@ import torch
 
 from cnnlab.errors import CnnlabError
 
-# Keras class -> the config keys the spec takes (same names and meanings).
-_CONV = ("filters", "kernel_size", "strides", "padding", "dilation_rate", "groups", "activation", "use_bias")
-_POOL = ("pool_size", "strides", "padding")
-LAYERS: dict[str, tuple[str, ...]] = {
-    "Conv2D": _CONV,
-    "Conv1D": _CONV,
-    "Conv2DTranspose": ("filters", "kernel_size", "strides", "padding", "dilation_rate", "activation", "use_bias"),
-    "Dense": ("units", "activation", "use_bias"),
-    "MaxPooling2D": _POOL, "AveragePooling2D": _POOL, "MaxPooling1D": _POOL, "AveragePooling1D": _POOL,
-    "GlobalAveragePooling2D": ("keepdims",), "GlobalMaxPooling2D": ("keepdims",),
-    "GlobalAveragePooling1D": ("keepdims",), "GlobalMaxPooling1D": ("keepdims",),
-    "BatchNormalization": ("momentum", "epsilon", "center", "scale"),
-    "Dropout": ("rate",), "SpatialDropout2D": ("rate",), "SpatialDropout1D": ("rate",),
-    "Flatten": (), "Reshape": ("target_shape",), "Activation": ("activation",),
-    "ReLU": ("max_value", "negative_slope", "threshold"), "LeakyReLU": ("negative_slope",), "ELU": ("alpha",),
-    "Softmax": (), "PReLU": ("shared_axes",),
-    "UpSampling2D": ("size", "interpolation"), "UpSampling1D": ("size",),
-    "ZeroPadding2D": ("padding",), "ZeroPadding1D": ("padding",), "Cropping2D": ("cropping",), "Cropping1D": ("cropping",),
-    "Add": (), "Subtract": (), "Multiply": (), "Average": (), "Maximum": (), "Minimum": (), "Concatenate": ("axis",),
-}
-_RENAMED = {"alpha": "negative_slope"}  # Keras 2's LeakyReLU(alpha=...) is Keras 3's negative_slope
+# Keras config keys that change nothing a forward pass or fine-tuning computes (or only at their
+# defaults, which the check below requires): anything else a layer's config holds that its spec
+# layer type (cnnlab.spec.layers.TYPES) has no argument for is refused.
+_IGNORED = {"name", "trainable", "dtype", "activity_regularizer", "kernel_constraint", "bias_constraint",
+            "beta_constraint", "gamma_constraint", "alpha_constraint", "depthwise_constraint",
+            "pointwise_constraint", "build_config", "compile_config", "renorm_momentum", "renorm_clipping",
+            "quantization_config"}
+_DEFAULTS_ONLY = (None, False, 0, [], {}, [None, None])
 _INPUTS = ("InputLayer",)
 
 
@@ -156,34 +146,28 @@ def _open(path: Path) -> tuple[dict[str, Any], _Weights, dict[str, Any], Any]:
 
 
 def _layer_args(path: Path, class_name: str, name: str, config: dict[str, Any]) -> dict[str, Any]:
-    if class_name not in LAYERS:
+    """The spec entry of one Keras layer: its config's arguments that the spec layer type has.
+
+    Initialisers are left out (the weights come from the file); the spec's own checks
+    refuse what it cannot compute (another data_format, a batch norm over another axis).
+    """
+    from cnnlab.spec.layers import INPUT_TYPES, TYPES
+
+    layer_type = TYPES.get(class_name)
+    if layer_type is None or class_name in INPUT_TYPES or class_name == "BedOfNailsUpSampling2D":
         kind = "a model nested as a layer" if class_name in ("Sequential", "Functional", "Model") else "a layer type"
+        known = ", ".join(sorted(t for t in TYPES if t != "BedOfNailsUpSampling2D"))
         raise _fail(path, f"layer {name!r} is {kind} ({class_name}) the spec language does not have", layer=name,
-                    fix=f"rebuild the model without {class_name} (the spec language has: {', '.join(sorted(LAYERS))})")
-    if config.get("data_format") not in (None, "channels_last"):
-        raise _fail(path, f"layer {name!r} ({class_name}) uses data_format {config['data_format']!r}", layer=name,
-                    fix="save the model with channels_last layers (Keras's default)")
-    if class_name == "BatchNormalization" and config.get("axis", -1) not in (-1, [-1], 3, [3]):
-        raise _fail(path, f"layer {name!r} normalises axis {config['axis']}, not the channels", layer=name,
-                    fix="use BatchNormalization(axis=-1)")
-    if class_name == "Softmax" and config.get("axis", -1) not in (-1, [-1]):
-        raise _fail(path, f"layer {name!r} (Softmax) works on axis {config['axis']}", layer=name, fix="use axis=-1")
-    if class_name == "Conv2DTranspose" and config.get("output_padding") not in (None, [None, None]):
-        raise _fail(path, f"layer {name!r} (Conv2DTranspose) sets output_padding", layer=name,
-                    fix="rebuild it without output_padding")
+                    fix=f"rebuild the model without {class_name} (the spec language has: {known})")
+    takes = set(layer_type.arguments) | set(layer_type.aliases)
     args: dict[str, Any] = {"type": class_name, "name": name}
-    for key in LAYERS[class_name] + tuple(_RENAMED):
-        if key not in config:
-            continue
-        target = _RENAMED.get(key, key) if class_name == "LeakyReLU" else key
-        if target not in LAYERS[class_name]:
-            continue
-        value = config[key]
-        if key == "activation" and isinstance(value, dict):
-            value = value.get("config", {}).get("name") or value.get("class_name")
-        args[target] = value
-    if class_name == "ELU" and "alpha" in config:
-        args["alpha"] = config["alpha"]
+    for key, value in config.items():
+        if key in takes:
+            if not key.endswith("_initializer"):
+                args[key] = value
+        elif key not in _IGNORED and value not in _DEFAULTS_ONLY:
+            raise _fail(path, f"layer {name!r} ({class_name}) sets {key}={value!r}, which the spec language has no "
+                        "counterpart for", layer=name, fix=f"rebuild the layer without {key}")
     if config.get("trainable") is False:
         args["trainable"] = False
     return args
