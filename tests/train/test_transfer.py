@@ -363,3 +363,37 @@ def test_summary_shows_frozen_layers_and_the_keras_split(capsys, monkeypatch):
     assert line.rstrip().rstrip("│").strip().endswith("N")
     line = next(row for row in text.splitlines() if "features.layer2.0.conv1" in row)
     assert line.rstrip().rstrip("│").strip().endswith("Y")
+
+
+def test_cli_train_with_pretrained_freeze_and_unfreeze(pretrained_run, tmp_path, capsys):
+    from cnnlab.cli import main
+
+    data = make_folder(tmp_path / "d", ("p", "q"), seed=4)
+    out = tmp_path / "run"
+    assert main(["train", str(data), "--pretrained", str(pretrained_run), "--freeze", "features", "--freeze-epochs", "1",
+                 "--backbone-lr-mult", "0.1", "--epochs", "2", "--batch-size", "8", "--out", str(out), "-q"]) == 0
+    text = capsys.readouterr().out
+    assert "transfer: frozen: conv2d, batch_normalization, activation, conv2d_1" in text
+    assert "non-trainable parameters" in text and "unfroze 5 layer(s), 338 parameters, at 0.1 x" in text
+    config = json.loads(json.dumps(__import__("yaml").safe_load((out / "config.yaml").read_text())))
+    assert config["transfer"] == {"pretrained": str(pretrained_run), "freeze": "features", "freeze_epochs": 1,
+                                  "backbone_lr_mult": 0.1, "train_bn": False}
+
+
+def test_cli_refuses_wrong_pretrained_files_with_exit_2(pretrained_run, tmp_path, capsys):
+    from cnnlab.cli import main
+
+    data = make_folder(tmp_path / "d", ("p", "q"), size=8)
+    cut = tmp_path / "cut.pth"
+    torch.save(create("resnet20", num_classes=2, input_shape=(8, 8, 3)).state_dict(), cut)
+    cut.write_bytes(cut.read_bytes()[:3000])
+    cases = [(["--model", "resnet20", "--pretrained", str(cut)], str(cut)),
+             (["--model", "resnet20", "--pretrained", str(pretrained_run)], str(pretrained_run)),
+             (["--pretrained", str(pretrained_run), "--freeze", "conv9*"], "conv9*"),
+             (["--pretrained", str(Path(__file__).parents[1] / "spec" / "fixtures" / "keras_models" / "refused_depthwise.keras")],
+              "DepthwiseConv2D")]
+    for extra, needle in cases:
+        assert main(["train", str(data), *extra, "--epochs", "1", "--out", str(tmp_path / "run")]) == 2
+        err = capsys.readouterr().err
+        assert needle in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "run").exists()
