@@ -17,7 +17,7 @@ import typer
 from cnnlab.cli.app import app
 from cnnlab.errors import CnnlabError
 
-COMMAND_MODULES = ("lab", "models", "data", "train", "transfer")
+COMMAND_MODULES = ("lab", "models", "data", "train", "transfer", "explain")
 
 for _name in COMMAND_MODULES:
     importlib.import_module(f"cnnlab.cli.{_name}")
