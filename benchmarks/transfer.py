@@ -118,6 +118,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--backbone", choices=("cnn", "resnet20"), default="cnn")
+    parser.add_argument("--pretrained-dir", default=None,
+                        help="keep the pretrained bundle here; when it already holds one, reuse it (no pretraining)")
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
                         help="fp32: faster than bf16 autocast for these small nets on this CPU")
     parser.add_argument("--seed", type=int, default=0)
@@ -151,14 +153,18 @@ def main() -> None:
           "pretrain_classes": others, "train_images": len(small), "test_images": len(test)})
 
     with tempfile.TemporaryDirectory(prefix="cnnlab-transfer-") as tmp:
-        backbone, architecture = fresh(len(others))
-        pre = train(backbone, base, per_class(full_test, others, 200, args.seed), epochs=args.pretrain_epochs,
-                    lr=args.lr, batch_size=128, seed=args.seed, bf16=bf16, architecture=architecture)
-        bundle = Path(tmp) / "pretrained"
-        pre["trainer"].save_bundle(bundle)
-        emit({"step": "pretrain", "model": args.backbone, "params": pre["params"], "classes": len(others), "images": len(base),
-              "epochs": args.pretrain_epochs, "seconds": pre["train_seconds"],
-              "test_accuracy_8_classes_1600_images": pre["test_accuracy"]})
+        bundle = Path(args.pretrained_dir) if args.pretrained_dir else Path(tmp) / "pretrained"
+        if (bundle / "model.json").is_file():
+            emit({"step": "pretrain", "reused": str(bundle)})
+        else:
+            backbone, architecture = fresh(len(others))
+            pre = train(backbone, base, per_class(full_test, others, 200, args.seed), epochs=args.pretrain_epochs,
+                        lr=args.lr, batch_size=128, seed=args.seed, bf16=bf16, architecture=architecture)
+            bundle.mkdir(parents=True, exist_ok=True)
+            pre["trainer"].save_bundle(bundle)
+            emit({"step": "pretrain", "model": args.backbone, "params": pre["params"], "classes": len(others),
+                  "images": len(base), "epochs": args.pretrain_epochs, "seconds": pre["train_seconds"],
+                  "test_accuracy_8_classes_1600_images": pre["test_accuracy"]})
 
         results: dict[str, dict[str, Any]] = {}
         variants = {
