@@ -204,3 +204,23 @@ def test_shapes_masks_leave_the_images_unchanged():
     for image, mask in zip(images.astype(float), masks):
         inside, outside = image[mask].mean(0), image[~mask].mean(0)
         assert abs((inside - outside).mean()) > 25
+
+
+def test_zoo_bundle_explained_with_summary_names(tmp_path):
+    from cnnlab.inference import load
+    from cnnlab.inference.bundle import save_bundle
+    from cnnlab.models import create
+
+    torch.manual_seed(0)
+    zoo = create("resnet20", num_classes=3, input_shape=(16, 16, 3))
+    save_bundle(tmp_path, zoo, {"architecture": {"kind": "zoo", "config": zoo.config}, "task": "classification",
+                                "classes": CLASSES, "input_shape": [16, 16, 3],
+                                "output": {"activation": "softmax", "in_model": False, "units": 3},
+                                "preprocessing": {"image_size": [16, 16], "channels": 3, "scale": 1 / 255}})
+    model = load(tmp_path)
+    images = np.random.default_rng(1).integers(0, 255, (2, 16, 16, 3), dtype=np.uint8)
+    result = explain(model, images, "cam")
+    assert result.layer == "features" and result.maps.shape == (2, 16, 16)
+    np.testing.assert_allclose(result.probabilities, model.predict(images).max(1), rtol=1e-5)
+    inner = explain(model, images, "gradcam", layer="features.layer2.0.conv1")  # a `cnnlab summary` row
+    assert inner.layer == "features.layer2.0.conv1" and inner.raw.shape[1:] == (8, 8)

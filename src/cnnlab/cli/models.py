@@ -38,12 +38,14 @@ def summary_command(
     from cnnlab.spec import SpecError, load_spec, summary
 
     shape = parse_shape(input_shape) if input_shape else None
+    from cnnlab.files import path_kind
+
     if spec.lower().endswith((".keras", ".h5", ".hdf5")):
         from cnnlab.spec.keras_model import import_keras
 
         target = import_keras(spec)
     else:
-        target = load_spec(spec) if Path(spec).is_file() else _zoo_model(spec, shape)
+        target = load_spec(spec) if path_kind(spec, where=spec) == "file" else _zoo_model(spec, shape)
     if freeze is not None:
         from cnnlab.cli.train import _freeze_option
         from cnnlab.spec import build

@@ -19,9 +19,9 @@ _TRAIN_FLAGS = {
     "schedule.name": "--schedule", "loss.name": "--loss", "loss.label_smoothing": "--label-smoothing",
     "data.val_split": "--val-split", "augment": "--augment", "seed": "--seed", "out": "--out",
     "device": "--device", "checkpoint_every": "--checkpoint-every", "data.source": "DATA", "data.root": "--data",
-    "precision": "--precision", "transfer.pretrained": "--pretrained", "transfer.freeze": "--freeze",
-    "transfer.freeze_epochs": "--freeze-epochs", "transfer.backbone_lr_mult": "--backbone-lr-mult",
-    "transfer.train_bn": "--train-bn",
+    "precision": "--precision", "sync_bn": "--sync-bn", "transfer.pretrained": "--pretrained",
+    "transfer.freeze": "--freeze", "transfer.freeze_epochs": "--freeze-epochs",
+    "transfer.backbone_lr_mult": "--backbone-lr-mult", "transfer.train_bn": "--train-bn",
 }
 
 
@@ -48,6 +48,7 @@ def _freeze_option(value: str | None):
 
 @app.command("train")
 def train_command(
+    ctx: typer.Context,
     data: Annotated[Optional[str], typer.Argument(help="Built-in set (shapes, mnist, ...), image folder or CSV.")] = None,
     model: Annotated[Optional[str], typer.Option("--model", help="Zoo name or spec file; default: picked for the data.")] = None,
     data_root: Annotated[Optional[str], typer.Option("--data", help="Data root (default $CNNLAB_DATA or ~/.cache/cnnlab).")] = None,
@@ -62,11 +63,11 @@ def train_command(
     label_smoothing: Annotated[Optional[float], typer.Option("--label-smoothing")] = None,
     val_split: Annotated[Optional[float], typer.Option("--val-split", help="Validation fraction (0 = none).")] = None,
     augment: Annotated[Optional[list[str]], typer.Option(help="KEY=VALUE, Keras ImageDataGenerator names; repeatable.")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Random seed.")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Random seed, 0 .. 4294967295.")] = None,
     out: Annotated[Optional[str], typer.Option(help="Run folder (default runs/DATA-MODEL).")] = None,
     resume: Annotated[Optional[str], typer.Option(help="Continue the run in this folder.")] = None,
     config: Annotated[Optional[str], typer.Option(help="Experiment file (YAML/JSON); flags override it.")] = None,
-    device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda, cuda:1 ...")] = None,
+    device: Annotated[Optional[str], typer.Option(help="auto (CUDA when there is a GPU), cpu, cuda, cuda:N or mps.")] = None,
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the model.")] = False,
     precision: Annotated[Optional[str], typer.Option(help="auto (bf16 autocast on CUDA and on CPUs with AVX-512 BF16 / AMX, else fp32), fp32 or bf16.")] = None,
     checkpoint_every: Annotated[Optional[int], typer.Option("--checkpoint-every", help="Steps between mid-epoch states.")] = None,
@@ -76,9 +77,16 @@ def train_command(
     backbone_lr_mult: Annotated[Optional[float], typer.Option("--backbone-lr-mult", help="Backbone learning rate as a fraction of the head's.")] = None,
     train_bn: Annotated[bool, typer.Option("--train-bn", help="Let frozen batch norms train (default: inference mode).")] = False,
     quiet: Annotated[int, typer.Option("--quiet", "-q", count=True, help="-q: one line per epoch; -qq: errors only.")] = 0,
+    nproc: Annotated[Optional[int], typer.Option("--nproc", help="Processes on this machine (DDP via torch's launcher, as torchrun --nproc-per-node): one per GPU, or CPU processes.")] = None,
+    sync_bn: Annotated[bool, typer.Option("--sync-bn", help="Batch norm statistics over all processes (SyncBatchNorm; CUDA only).")] = False,
 ) -> None:
     """Train a model on DATA (or --config FILE) into a run folder; --resume RUN continues one."""
+    from cnnlab.train import distributed
     from cnnlab.train.api import run_experiment
+
+    if nproc is not None and nproc != 1:  # the same command, once per process, under torch's launcher
+        argv = _command_line(ctx, drop={"nproc"})
+        raise typer.Exit(distributed.launch(nproc, ["train", *argv], run_hint=resume or out))
 
     if resume is not None and (config is not None or data is not None):
         raise CnnlabError("--resume continues a run with its saved config", where="--resume",
@@ -91,16 +99,42 @@ def train_command(
                  "loss.label_smoothing": label_smoothing, "data.val_split": val_split,
                  "augment": augment_options(augment), "seed": seed, "out": out, "device": device,
                  "checkpoint_every": checkpoint_every, "compile": True if compile else None,
-                 "precision": precision, "transfer.pretrained": pretrained, "transfer.freeze": _freeze_option(freeze),
+                 "precision": precision, "sync_bn": True if sync_bn else None,
+                 "transfer.pretrained": pretrained, "transfer.freeze": _freeze_option(freeze),
                  "transfer.freeze_epochs": freeze_epochs, "transfer.backbone_lr_mult": backbone_lr_mult,
                  "transfer.train_bn": True if train_bn else None}
     verbose = {0: 1, 1: 2}.get(quiet, 0)
-    history = run_experiment(config, overrides, resume=resume, verbose=verbose, flags=_TRAIN_FLAGS,
-                             say=lambda text: typer.echo(text))
-    if verbose and history.rows:
+    with distributed.rank_errors():
+        history = run_experiment(config, overrides, resume=resume, verbose=verbose, flags=_TRAIN_FLAGS, report=True,
+                                 say=lambda text: typer.echo(text))
+    if verbose and history.rows and distributed.env_ranks()[0] == 0:
         last = history.rows[-1]
         shown = ", ".join(f"{k} {v:.4f}" for k, v in last.items() if k != "learning_rate")
         typer.echo(f"done: {history.epochs} epoch(s); {shown}; model in {history.run_dir}")
+
+
+def _command_line(ctx: typer.Context, drop: set[str]) -> list[str]:
+    """The options and arguments given to this command, as a command line again (for --nproc)."""
+    argv: list[str] = []
+    for param in ctx.command.params:
+        source = ctx.get_parameter_source(param.name)
+        if param.name in drop or getattr(source, "name", None) not in ("COMMANDLINE", "ENVIRONMENT"):
+            continue
+        value = ctx.params[param.name]
+        if param.param_type_name == "argument":
+            argv.append(str(value))
+            continue
+        opt = max(param.opts, key=len)
+        if getattr(param, "count", False):
+            argv += [opt] * int(value)
+        elif getattr(param, "is_flag", False):
+            argv.append(opt if value else (param.secondary_opts or [opt])[0])
+        elif getattr(param, "multiple", False):
+            for item in value:
+                argv += [opt, str(item)]
+        else:
+            argv += [opt, str(value)]
+    return argv
 
 
 @app.command("evaluate")
@@ -121,11 +155,17 @@ def evaluate_command(
     from cnnlab.inference import load
     from cnnlab.inference.evaluate import evaluate_model, save_confusion_png
 
+    from cnnlab.files import check_output
+
+    if png is not None:
+        check_output(png, "file", where=f"--png {png}")  # before the evaluation, not after it
     loaded = load(model)
-    pre = loaded.preprocessing
+    pre = loaded.require_preprocessing()
     chosen = split or ("test" if "test" in available_splits(data, root=data_root) else "train")
+    # The model's class list labels the data: a test folder that lacks a class keeps every index right.
     imageset = open_dataset(data, split=chosen, root=data_root, image_size=tuple(pre["image_size"]), channels=int(pre["channels"]),
-                            task=loaded.task)
+                            task="regression" if loaded.task == "regression" else "classification",
+                            classes=loaded.classes if loaded.task != "regression" else None)
     result = evaluate_model(loaded, imageset, tta=tta)
     result["data"], result["split"] = data, chosen
     if loaded.task != "regression":
@@ -157,7 +197,7 @@ def evaluate_command(
 
 @app.command("predict")
 def predict_command(
-    model: Annotated[str, typer.Argument(help="Run folder or bundle.")],
+    model: Annotated[str, typer.Argument(help="Run folder, bundle or exported .onnx file.")],
     images: Annotated[list[str], typer.Argument(help="Image files or folders.")],
     top_k: Annotated[int, typer.Option("--top-k", min=1, help="Show the k most likely classes.")] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
@@ -170,7 +210,12 @@ def predict_command(
     from cnnlab.inference import load
     from cnnlab.inference.evaluate import image_files, predict_files
 
-    loaded = load(model)
+    if model.lower().endswith(".onnx"):  # an exported file runs on ONNX Runtime
+        from cnnlab.serve.onnx_model import load_onnx
+
+        loaded = load_onnx(model)
+    else:
+        loaded = load(model)
     records = predict_files(loaded, image_files(images), top_k=top_k)
     if as_json:
         typer.echo(json.dumps(records, indent=2))

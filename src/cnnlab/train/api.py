@@ -24,8 +24,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from cnnlab.errors import CnnlabError
-from cnnlab.files import atomic_write_text
+from cnnlab.errors import CnnlabError, shorten
+from cnnlab.files import atomic_write_text, check_output, existing, exists, is_file, path_kind
 from cnnlab.inference.head import OutputHead, find_output_head
 from cnnlab.train import config as cfg
 
@@ -95,7 +95,7 @@ def auto_settings(exp: cfg.Experiment, train_size: int) -> cfg.Experiment:
 
 
 def _is_spec_file(model: str) -> bool:
-    return model.lower().endswith((".yaml", ".yml", ".json")) or Path(model).is_file()
+    return model.lower().endswith((".yaml", ".yml", ".json")) or is_file(model, where=f"--model {model}")
 
 
 def build_model(model: Any, options: Mapping[str, Any], *, input_shape: Sequence[int], outputs: int,
@@ -105,8 +105,9 @@ def build_model(model: Any, options: Mapping[str, Any], *, input_shape: Sequence
         spec = auto_spec(input_shape, outputs, activation)
         return _build_spec(spec, seed), {"kind": "spec", "spec": None}, "auto_cnn (a small conv-BN-ReLU CNN)"
     if isinstance(model, (dict, list)) or (isinstance(model, str) and _is_spec_file(model)):
-        if isinstance(model, str) and not Path(model).is_file():
-            raise CnnlabError("no such spec file", where=model, fix="give the path of a model spec (.yaml or .json)")
+        if isinstance(model, str):
+            existing(model, "file", what="spec file", where=f"--model {model}",
+                     fix="give the path of a model spec (.yaml or .json), or a zoo name (`cnnlab models`)")
         built = _build_spec(model, seed)
         return built, {"kind": "spec", "spec": None}, f"spec {model if isinstance(model, str) else '(inline)'}"
     from cnnlab.models import create
@@ -145,11 +146,14 @@ def make_regularization(model: nn.Module):
 # ------------------------------------------------------------------------------- data
 
 
-def _open(source: str, data: cfg.DataConfig, split: str, image_size=None, channels=None):
+def _open(source: str, data: cfg.DataConfig, split: str, image_size=None, channels=None, like=None):
+    """Open one set; ``like`` (the training set) fixes the task and the class list, so that
+    label k means the same class in a validation set that lacks a class."""
     from cnnlab.data.sources import open_dataset
 
     return open_dataset(source, split=split, root=data.root, image_size=image_size or data.image_size,
-                        channels=channels or data.channels, task=data.task)
+                        channels=channels or data.channels, task=like.task if like is not None else data.task,
+                        classes=like.classes if like is not None else None)
 
 
 def load_data(exp: cfg.Experiment, *, split_record: dict[str, Any] | None, image_size=None, channels=None):
@@ -162,14 +166,14 @@ def load_data(exp: cfg.Experiment, *, split_record: dict[str, Any] | None, image
     if len(train) == 0:
         raise CnnlabError("holds no usable image", where=data.source, fix="give a folder with images in class subfolders")
     if data.val:
-        return train, _open(data.val, data, "train", train.image_shape[:2], train.image_shape[2]), None
+        return train, _open(data.val, data, "train", train.image_shape[:2], train.image_shape[2], like=train), None
     if split_record is not None:
         tr, va = apply_split(train, split_record)
         return tr, va, split_record
     if data.val_split:
         return split_train_val(train, data.val_split, exp.seed)
     if "val" in available_splits(data.source, data.root):
-        return train, _open(data.source, data, "val", train.image_shape[:2], train.image_shape[2]), None
+        return train, _open(data.source, data, "val", train.image_shape[:2], train.image_shape[2], like=train), None
     return train, None, None
 
 
@@ -178,7 +182,7 @@ def load_data(exp: cfg.Experiment, *, split_record: dict[str, Any] | None, image
 
 def fit(data: str | None = None, model: Any = None, *, config: str | Path | None = None,
         out: str | Path | None = None, resume: str | Path | None = None, verbose: int = 1,
-        data_root: str | Path | None = None, **options: Any) -> History:
+        data_root: str | Path | None = None, report: bool = False, **options: Any) -> History:
     """Train a model and return its history (Keras-like ``History``, plus ``run_dir`` and ``model``).
 
     ``data``: a built-in set name, an image folder or a CSV. ``model``: a zoo name,
@@ -187,6 +191,8 @@ def fit(data: str | None = None, model: Any = None, *, config: str | Path | None
     (``fit("shapes", epochs=5, **{"optimizer.lr": 0.01})``) or section dicts.
     ``resume``: a run folder to continue. ``verbose``: 1 bar, 2 a line per epoch, 0 quiet.
     ``data_root``: where built-in sets are looked up (default $CNNLAB_DATA, else ~/.cache/cnnlab).
+    ``report``: also write the run's HTML report (``report.html``) at the end, as ``cnnlab train`` does
+    (``cnnlab.report.write_report(run_dir)`` writes it any time later).
     """
     overrides: dict[str, Any] = {}
     if data is not None:
@@ -203,7 +209,7 @@ def fit(data: str | None = None, model: Any = None, *, config: str | Path | None
                 overrides[f"{key}.{sub}"] = inner
         else:
             overrides[key] = value
-    return run_experiment(config, overrides, resume=resume, verbose=verbose)
+    return run_experiment(config, overrides, resume=resume, verbose=verbose, report=report)
 
 
 def lr_find(data: str | None = None, model: Any = None, *, config: str | Path | None = None,
@@ -228,34 +234,54 @@ def lr_find(data: str | None = None, model: Any = None, *, config: str | Path | 
 
 
 def run_experiment(config_path: str | Path | None, overrides: Mapping[str, Any], *, resume: str | Path | None = None,
-                   verbose: int = 1, flags: Mapping[str, str] | None = None, say=None,
+                   verbose: int = 1, flags: Mapping[str, str] | None = None, say=None, report: bool = False,
                    find_only: Mapping[str, Any] | None = None) -> Any:
     """Validate, prepare everything, then train in the run folder (see the module doc).
 
     ``optimizer.lr: find`` runs the learning-rate range test first and trains at its
     suggestion (saved in config.yaml, the plot as lr_find.png). ``find_only``
     ({png, steps, start_lr, end_lr}): run the test alone and return its result.
+
+    Under torchrun (``RANK`` / ``WORLD_SIZE`` set) every process runs this with the
+    same arguments: each loads the data, checks everything, takes its shard, and
+    only rank 0 prints and writes (see :mod:`cnnlab.train.distributed`).
     """
     from cnnlab.data.loader import BatchLoader, make_preprocessing
+    from cnnlab.train import distributed
+    from cnnlab.train.losses import check_loss
     from cnnlab.train.state import seed_everything, state_files
-    from cnnlab.train.trainer import Trainer, resolve_device
+    from cnnlab.train.trainer import resolve_device
 
+    rank, world_size, local_rank = distributed.env_ranks()
+    if rank != 0:
+        verbose = 0  # only rank 0 prints
     say = say or (print if verbose else (lambda *_: None))
     split_record = None
+    has_state = False
     if resume is not None:
-        run_dir = Path(resume)
-        if not (run_dir / cfg.CONFIG_FILE).is_file() or not state_files(run_dir):
-            raise CnnlabError("is not a run folder with a saved training state", where=str(run_dir),
+        run_dir = existing(resume, "dir", what="run folder", where=f"--resume {resume}",
+                           fix="give the --out folder of an earlier `cnnlab train` run")
+        if path_kind(run_dir / cfg.CONFIG_FILE) != "file":
+            raise CnnlabError(f"is not a run folder (no {cfg.CONFIG_FILE})", where=f"--resume {resume}",
                               fix="give the --out folder of an earlier `cnnlab train` run")
+        # A run killed (or crashed) before its first state resumes from the start, with any flag.
+        has_state = bool(state_files(run_dir))
+        if has_state:
+            _refuse_changes_on_resume(run_dir, overrides, flags)
         exp = cfg.load_experiment(run_dir / cfg.CONFIG_FILE, overrides, flags)
-        if (run_dir / SPLIT_FILE).is_file():
-            split_record = json.loads((run_dir / SPLIT_FILE).read_text(encoding="utf-8"))
+        if path_kind(run_dir / SPLIT_FILE) == "file":
+            split_record = _read_split(run_dir / SPLIT_FILE)
+        if not has_state and verbose:
+            say(f"notice: {run_dir} has no saved training state yet: training from the start")
     else:
         exp = cfg.load_experiment(config_path, overrides, flags)
         run_dir = Path(exp.out) if exp.out else _fresh_run_dir(exp)
-        if run_dir.exists() and any(run_dir.iterdir()):
+        check_output(run_dir, "dir", where=f"--out {run_dir}" if exp.out else str(run_dir))
+        if path_kind(run_dir) == "dir" and any(run_dir.iterdir()):
             raise CnnlabError("the run folder already exists and is not empty", where=str(run_dir),
                               fix=f"continue it with --resume {run_dir}, or give another --out")
+    device_flag = (flags or {}).get("device") if overrides.get("device") is not None else None
+    device = distributed.rank_device(resolve_device(exp.device, where=device_flag or "device"), world_size, local_rank)
     if exp.augment is not None:
         from cnnlab.data.augment import Augment
 
@@ -289,49 +315,71 @@ def run_experiment(config_path: str | Path | None, overrides: Mapping[str, Any],
                          f"{'regression' if task == 'regression' else f'{outputs} classes'}")
         exp = auto_settings(exp, len(train_set))
 
-    device = resolve_device(exp.device)
     preprocessing = make_preprocessing(train_set, standardize=exp.data.standardize,
                                        rescale=augment.rescale if augment is not None else None)
+    # Several processes: each takes its shard of every epoch's global order (--batch-size per process).
     train = BatchLoader(train_set, exp.batch_size, shuffle=True, seed=exp.seed, device=device, augment=augment,
-                        preprocessing=preprocessing)
-    val = (BatchLoader(val_set, max(exp.batch_size, 256), shuffle=False, device=device, preprocessing=preprocessing)
-           if val_set is not None and len(val_set) else None)
+                        preprocessing=preprocessing, rank=rank, world_size=world_size)
+    val = (BatchLoader(val_set, max(exp.batch_size, 256), shuffle=False, device=device, preprocessing=preprocessing,
+                       rank=rank, world_size=world_size)
+           if val_set is not None and len(val_set) >= world_size else None)
 
-    head = check_output(module, train, task, outputs, described)
+    head = check_model_output(module, train, task, outputs, described)
     loss_name = exp.loss.name or default_loss(task, head)
+    check_loss(loss_name, task, head.units)  # before the run folder exists: a wrong loss leaves nothing behind
     metrics = exp.metrics or (["mae"] if task == "regression" else
                               (["accuracy", "top5_accuracy"] if outputs > 5 else ["accuracy"]))
+    # Every rank has checked everything: join the group (then DDP makes rank 0's weights everyone's).
+    world = distributed.init(device)
+    try:
+        return _train(exp, module, head, train, val, train_set, loss_name, metrics, run_dir, device, verbose, arch,
+                      preprocessing, task, world, picked, split_record, has_state, say, resume, report,
+                      {"plan": freeze[0], "notes": transfer_notes, "find_lr": find_lr, "find_only": find_only})
+    finally:
+        distributed.shutdown(world)
+
+
+def _train(exp, module, head, train, val, train_set, loss_name, metrics, run_dir, device, verbose, arch,
+           preprocessing, task, world, picked, split_record, has_state, say, resume, report, transfer=None) -> Any:
+    import numpy as np
+
+    from cnnlab.train.state import seed_everything
+
+    if world.distributed:  # each rank its own dropout masks (the weights come from rank 0 anyway)
+        seed_everything(int(np.random.SeedSequence([exp.seed, world.rank]).generate_state(1)[0]))
     trainer = _make_trainer(exp, module, head, train, val, train_set, loss_name, metrics, run_dir, device, verbose,
-                            arch, preprocessing, task, freeze_plan=freeze[0], say=say)
+                            arch, preprocessing, task, world, freeze_plan=transfer["plan"], say=say)
     found = None
-    if find_lr:
+    if transfer["find_lr"]:
         from cnnlab.train.lr_find import range_test, save_plot
 
-        settings = dict(find_only or {})
+        settings = dict(transfer["find_only"] or {})
         png = settings.pop("png", None)
         found = range_test(trainer, train, **{k: v for k, v in settings.items() if v is not None})
-        if find_only is not None:
-            if png is not None:
+        if transfer["find_only"] is not None:
+            if png is not None and world.is_main:
                 save_plot(found, png)
             return found
         exp = exp.model_copy(update={"optimizer": exp.optimizer.model_copy(update={"lr": found.suggestion})})
         trainer = _make_trainer(exp, module, head, train, val, train_set, loss_name, metrics, run_dir, device,
-                                verbose, arch, preprocessing, task, freeze_plan=freeze[0], say=say)
+                                verbose, arch, preprocessing, task, world, freeze_plan=transfer["plan"], say=say)
         picked.append(f"learning rate {found.suggestion:.3g} from the range test "
                       f"({len(found.lrs)} steps, {found.lrs[0]:.0e} to {found.lrs[-1]:.1e}; plot in lr_find.png)")
+    batch = f"batch {exp.batch_size}" if not world.distributed else \
+        f"batch {exp.batch_size} per process (global batch {exp.batch_size * world.world_size})"
     if exp.model is None or exp.loss.name is None:
         picked.append(f"loss {loss_name}, metrics {', '.join(metrics)}, optimizer {exp.optimizer.name} "
                       f"lr {exp.optimizer.lr:g} ({exp.schedule.name} schedule), "
-                      f"{exp.epochs} epochs of batch {exp.batch_size}")
-    if verbose and picked and resume is None:
+                      f"{exp.epochs} epochs of {batch}")
+    if verbose and picked and not has_state:
         for line in picked:
             say(f"picked: {line}")
-    if verbose and transfer_notes and resume is None:
-        for line in transfer_notes:
+    if verbose and transfer["notes"] and not has_state:
+        for line in transfer["notes"]:
             say(f"transfer: {line}")
 
-    # Everything checked: now the run folder may be written.
-    if resume is None:
+    # Everything checked: now the run folder may be written (by rank 0 alone).
+    if not has_state and world.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / cfg.CONFIG_FILE, cfg.dump(exp))
         if split_record is not None:
@@ -341,17 +389,108 @@ def run_experiment(config_path: str | Path | None, overrides: Mapping[str, Any],
 
             save_plot(found, run_dir / "lr_find.png")
     if verbose:
-        say(f"run folder: {run_dir} ({trainer.device.type}, {trainer.bundle_meta['training_precision']})")
-    rows = trainer.fit(train, val, epochs=exp.epochs, resume=resume is not None)
+        where = f"{trainer.device.type}, {trainer.bundle_meta['training_precision']}"
+        if world.distributed:
+            where += f", {world.describe()}, global batch {exp.batch_size * world.world_size} = " \
+                     f"{world.world_size} x {exp.batch_size}"
+        say(f"run folder: {run_dir} ({where})")
+    from cnnlab.train import runlog
+
+    # run.json and the report are the run folder's: written by one process (rank 0 under torchrun).
+    main_process = world.is_main
+    if main_process:
+        started = runlog.start_session(run_dir, resumed=resume is not None, device=str(trainer.device),
+                                       precision=trainer.bundle_meta["training_precision"],
+                                       epochs_before=_epochs_logged(run_dir))
+    rows = trainer.fit(train, val, epochs=exp.epochs, resume=has_state)
+    if main_process:
+        runlog.end_session(run_dir, started, epochs_after=len(rows))
+        if report:
+            _write_report(run_dir, say, verbose)
     return History(rows, run_dir, trainer.model.eval(), picked)
 
 
+def _epochs_logged(run_dir: Path) -> int:
+    try:
+        return max(len((run_dir / "history.csv").read_text(encoding="utf-8").splitlines()) - 1, 0)
+    except OSError:
+        return 0
+
+
+def _write_report(run_dir: Path, say, verbose: int) -> None:
+    """The run's HTML report; a failure to write it never loses the run (one line, then on)."""
+    # The one upward call (train -> report), kept inside the function: report
+    # depends on inference, never the other way round at import time.
+    try:
+        from cnnlab.report import write_report
+
+        path = write_report(run_dir)
+    except Exception as error:  # the run is saved; the report can be written later
+        say(f"report: not written ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}); "
+            f"write it with `cnnlab report {run_dir}`")
+        return
+    if verbose:
+        say(f"report: {path}")
+
+
+# What may change when a run with a saved state is resumed: how long and where it trains, not
+# what it trains (a new model, optimiser, loss or data would not fit the saved state, or would
+# silently make another experiment). The data root may move.
+RESUME_MAY_CHANGE = ("epochs", "device", "precision", "compile", "checkpoint_every", "data.root")
+
+
+# Schedules laid out over the whole run: more epochs would run past their end.
+SIZED_SCHEDULES = ("onecycle", "cosine")
+
+
+def _refuse_changes_on_resume(run_dir: Path, overrides: Mapping[str, Any], flags: Mapping[str, str] | None) -> None:
+    saved = cfg.load_experiment(run_dir / cfg.CONFIG_FILE).model_dump(mode="json")
+    epochs = overrides.get("epochs")
+    if epochs is not None and epochs != saved["epochs"] and saved["schedule"]["name"] in SIZED_SCHEDULES:
+        name = (flags or {}).get("epochs", "epochs")
+        raise CnnlabError(f"{name} {epochs}: the run's {saved['schedule']['name']} schedule is laid out over its "
+                          f"{saved['epochs']} epochs, so it cannot be resumed for another number",
+                          where=f"--resume {run_dir}",
+                          fix=f"resume without {name}, or start a new run (--out) with --epochs {epochs}")
+    for key, value in overrides.items():
+        if value is None or key in RESUME_MAY_CHANGE:
+            continue
+        current: Any = saved
+        for part in key.split("."):
+            current = current.get(part) if isinstance(current, dict) else None
+        if _same(current, value):
+            continue
+        name = (flags or {}).get(key, key)
+        raise CnnlabError(f"{name} would change the run being resumed (saved: {shorten(repr(current), 80)}, "
+                          f"given: {shorten(repr(value), 80)}); its saved state only fits the run as it was",
+                          where=f"--resume {run_dir}",
+                          fix=f"drop {name} to continue the run (only {', '.join(RESUME_MAY_CHANGE)} may change), "
+                              f"or start a new run with another --out")
+
+
+def _same(saved: Any, given: Any) -> bool:
+    if isinstance(given, tuple):
+        given = list(given)
+    if isinstance(saved, (int, float)) and isinstance(given, (int, float)) and not isinstance(given, bool):
+        return float(saved) == float(given)
+    return saved == given
+
+
+def _read_split(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+        reason = "nested too deeply" if isinstance(error, RecursionError) else shorten(str(error), 120)
+        raise CnnlabError(f"the saved train / validation split is not readable JSON ({reason})", where=str(path),
+                          fix="delete it to make a new split (the validation set will change)") from None
+
+
 def _fresh_run_dir(exp: cfg.Experiment) -> Path:
-    stem = Path(exp.data.source).stem.replace(" ", "_") or "run"
+    stem = Path(exp.data.source).stem.replace(" ", "_")[:80] or "run"  # the name must fit the file system
     model = exp.model if isinstance(exp.model, str) else "auto"
-    base = Path("runs") / f"{stem}-{Path(model).stem}"
+    base = Path("runs") / f"{stem}-{Path(model).stem[:80]}"
     candidate, n = base, 1
-    while candidate.exists():
+    while exists(candidate):
         n += 1
         candidate = base.with_name(f"{base.name}-{n}")
     return candidate
@@ -367,7 +506,7 @@ def default_loss(task: str, head: OutputHead) -> str:
     return "binary_crossentropy" if head.units == 1 else "sparse_categorical_crossentropy"
 
 
-def check_output(module: nn.Module, loader: Any, task: str, outputs: int, described: str) -> OutputHead:
+def check_model_output(module: nn.Module, loader: Any, task: str, outputs: int, described: str) -> OutputHead:
     """Refuse a model whose output does not fit the data (10 classes, 2-unit head)."""
     x, _ = next(loader.iter_epoch(0)) if hasattr(loader, "iter_epoch") else next(iter(loader))
     device = next(module.parameters()).device
@@ -423,7 +562,7 @@ def _freeze(exp: cfg.Experiment, module: nn.Module) -> tuple[Any, list[str]]:
 
 
 def _make_trainer(exp, module, head, train, val, train_set, loss_name, metrics, run_dir, device, verbose, arch,
-                  preprocessing, task, freeze_plan=None, say=None):
+                  preprocessing, task, world=None, freeze_plan=None, say=None):
     from cnnlab.train.callbacks import CSVLogger, EarlyStopping, ModelCheckpoint, ReduceLROnPlateau, TerminateOnNaN
     from cnnlab.train.losses import make_loss, resolve_class_weight
     from cnnlab.train.optim import make_optimizer, make_schedule, trainable_parameters
@@ -469,7 +608,8 @@ def _make_trainer(exp, module, head, train, val, train_set, loss_name, metrics, 
     trainer = Trainer(module, loss, optimizer, schedule=schedule, metrics=metrics, callbacks=callbacks,
                       device=device, run_dir=run_dir, checkpoint_every=exp.checkpoint_every, verbose=verbose,
                       regularization=make_regularization(module), task=task, bundle_meta=meta,
-                      compile=exp.compile, mixed_precision=MIXED_PRECISION[exp.precision])
+                      compile=exp.compile, mixed_precision=MIXED_PRECISION[exp.precision], world=world,
+                      sync_bn=exp.sync_bn)
     trainer.bundle_meta["training_precision"] = "bf16" if trainer.mixed_precision else "fp32"
     trainer.head = head
     return trainer
