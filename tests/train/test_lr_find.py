@@ -18,7 +18,18 @@ from cnnlab.train.lr_find import exponential_rates, range_test, suggest
 from cnnlab.train.optim import make_optimizer
 from cnnlab.train.trainer import Trainer
 
-from .test_transfer import make_folder
+
+
+def make_folder(root, classes, per_class=10, size=12):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for k, name in enumerate(classes):
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            Image.fromarray(np.clip(rng.normal(40 + 70 * k, 30, (size, size, 3)), 0, 255).astype(np.uint8)).save(
+                root / name / f"{i}.png")
+    return root
 
 
 def test_rates_grow_geometrically_from_start_to_end():
