@@ -66,6 +66,7 @@ class Summary:
     graph: bool = False
     notes: list[str] = field(default_factory=list)
     receptive_field: bool = False  # rows carry receptive_field / jump: render two more columns
+    show_trainable: bool = False  # Keras's summary(show_trainable=True): a Y / N column per layer
 
     @classmethod
     def from_rows(cls, name: str, rows: list[LayerRow], graph: bool = False) -> Summary:
@@ -90,7 +91,7 @@ class Summary:
         from rich.console import Console
 
         buffer = io.StringIO()
-        line_length = line_length or (108 if self.graph else 88)
+        line_length = line_length or (108 if self.graph else 88) + (12 if self.show_trainable else 0)
         console = Console(file=buffer, width=line_length + 40, highlight=False, force_terminal=color, color_system="standard" if color else None, soft_wrap=False)
         self._print(console, line_length)
         return buffer.getvalue()
@@ -100,7 +101,7 @@ class Summary:
         from rich.console import Console
 
         console = Console(file=file, highlight=False)
-        default = 108 if self.graph else 88
+        default = (108 if self.graph else 88) + (12 if self.show_trainable else 0)
         self._print(console, min(default, shutil.get_terminal_size().columns - 4))
 
     def __str__(self) -> str:
@@ -122,6 +123,10 @@ class Summary:
             positions = [p * 0.78 for p in positions] + [0.88, 1.0]
             header += ["RF", "Stride"]
             alignment += ["right", "right"]
+        if self.show_trainable:  # as Keras: the other columns shrink to 88 % and "Trainable" takes the rest
+            positions = [p * 0.88 for p in positions] + [1.0]
+            header.append("Trainable")
+            alignment.append("center")
         widths, current = [], 0
         for pos in positions:
             width = int(pos * line_length) - current
@@ -141,6 +146,8 @@ class Summary:
             if self.receptive_field:
                 cells.append(_pair_text(row.receptive_field) if row.receptive_field else "?")
                 cells.append(_pair_text(row.jump) if row.jump else "?")
+            if self.show_trainable:
+                cells.append(("[bold color(34)]Y[/]" if row.trainable else "[bold color(9)]N[/]") if row.params else "[bold]-[/]")
             table.add_row(*cells)
         console.print(f'[bold]Model: "{escape(self.name)}"[/]')
         console.print(table)
