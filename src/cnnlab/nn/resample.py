@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from cnnlab.nn.errors import one_of
+
 
 def _pair(value: int | tuple[int, int] | list[int]) -> tuple[int, int]:
     return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
@@ -23,7 +25,7 @@ class UpSampling2d(nn.Upsample):
 
     def __init__(self, size: int | tuple[int, int] = 2, interpolation: str = "nearest") -> None:
         if interpolation not in self.INTERPOLATIONS:
-            raise ValueError(f"interpolation must be one of {self.INTERPOLATIONS}, got {interpolation!r}")
+            raise one_of(type(self).__name__, "interpolation", interpolation, self.INTERPOLATIONS)
         factors = _pair(size)
         super().__init__(scale_factor=tuple(float(f) for f in factors), mode=interpolation, align_corners=False if interpolation == "bilinear" else None)
         self.size_factors = factors

@@ -13,7 +13,8 @@ import re
 from collections.abc import Callable
 from typing import Any, NoReturn
 
-from cnnlab.nn.activations import ACTIVATIONS
+from cnnlab.nn.activations import ACTIVATIONS, check_activation_options
+from cnnlab.nn.errors import LayerArgumentError
 from cnnlab.nn.init import ALIASES, INITIALIZERS
 from cnnlab.spec.errors import suggestion
 
@@ -72,6 +73,10 @@ def activation(value: Any, fail: Fail) -> str | dict[str, Any] | None:
         if not isinstance(name, str):
             fail(f"an activation mapping needs 'type', got {value!r}", "write e.g. {type: leaky_relu, alpha: 0.1}")
         choice(name, fail, options=ACTIVATIONS)
+        try:
+            check_activation_options(name.lower(), options)
+        except LayerArgumentError as error:
+            fail(f"activation {name.lower()!r}, option {error.argument!r}: {error.message}", error.fix or "")
         return {"type": name.lower(), **options}
     return choice(value, fail, options=ACTIVATIONS)
 
