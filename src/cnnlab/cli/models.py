@@ -28,7 +28,7 @@ def _zoo_model(name: str, input_shape: tuple[int, ...] | None):  # noqa: ANN202
 def summary_command(
     spec: Annotated[str, typer.Argument(help="A model spec (.yaml / .json), or the name of a zoo model.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
-    input_shape: Annotated[Optional[str], typer.Option("--input-shape", help="H,W,C for a zoo model (default: its own).")] = None,
+    input_shape: Annotated[Optional[str], typer.Option("--input-shape", help="H,W,C: the input to summarise the model on (default: the spec's or zoo model's own).")] = None,
 ) -> None:
     """Print a model's layers, output shapes and parameter counts, as Keras's model.summary()."""
     import json
@@ -37,7 +37,11 @@ def summary_command(
     from cnnlab.spec import SpecError, load_spec, summary
 
     shape = parse_shape(input_shape) if input_shape else None
-    target = load_spec(spec) if Path(spec).is_file() else _zoo_model(spec, shape)
+    try:
+        is_file = Path(spec).is_file()
+    except OSError:  # a name too long for the file system: load_spec says so
+        is_file = True
+    target = load_spec(spec) if is_file else _zoo_model(spec, shape)
     try:
         result = summary(target, input_shape=shape)
     except SpecError as error:
