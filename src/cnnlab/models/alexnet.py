@@ -11,11 +11,16 @@ The smallest input is 63x63 (the last max pooling needs a 3x3 map).
 from __future__ import annotations
 
 from collections import OrderedDict
+from functools import partial
+from typing import Unpack
 
 from torch import nn
 
-from cnnlab.models.base import ZooModel, backbone_head, check_top_options
+from cnnlab.models.base import CoreArgs, ZooModel, backbone_head, check_top_options
+from cnnlab.models.blocks import conv_bn_act
 from cnnlab.models.registry import TorchvisionMap, register
+
+conv_relu = partial(conv_bn_act, bias=True, norm=None)  # AlexNet predates batch norm
 
 
 def _rename(key: str) -> str:
@@ -24,41 +29,26 @@ def _rename(key: str) -> str:
 
 
 @register(
-    input_shape=(224, 224, 3),
-    num_classes=1000,
-    params=61_100_840,
+    input_shape=(224, 224, 3), num_classes=1000, min_size=63, params=61_100_840,
     reference="Krizhevsky et al. 2012, NeurIPS; torchvision single-tower variant (arXiv:1404.5997)",
-    min_size=63,
     description="AlexNet (torchvision layout)",
     torchvision=TorchvisionMap(_rename),
 )
-def alexnet(
-    *,
-    num_classes: int,
-    input_shape: tuple[int, int, int],
-    include_top: bool,
-    dropout: float = 0.5,
-    pooling: str | None = None,
-) -> ZooModel:
-    check_top_options(include_top, pooling)
-    channels = input_shape[2]
-    # Indices match torchvision's nn.Sequential so its weights load by name.
+def alexnet(*, dropout: float = 0.5, pooling: str | None = None, **core: Unpack[CoreArgs]) -> ZooModel:
+    """Five convolutions (three max poolings), then dropout and three dense layers."""
+    check_top_options(core["include_top"], pooling)
+    # Flat, so the indices match torchvision's nn.Sequential and its weights load by name.
     features = nn.Sequential(
-        nn.Conv2d(channels, 64, kernel_size=11, stride=4, padding=2),
-        nn.ReLU(),
+        *conv_relu(core["input_shape"][2], 64, 11, stride=4, padding=2).values(),
         nn.MaxPool2d(kernel_size=3, stride=2),
-        nn.Conv2d(64, 192, kernel_size=5, padding=2),
-        nn.ReLU(),
+        *conv_relu(64, 192, 5, padding=2).values(),
         nn.MaxPool2d(kernel_size=3, stride=2),
-        nn.Conv2d(192, 384, kernel_size=3, padding=1),
-        nn.ReLU(),
-        nn.Conv2d(384, 256, kernel_size=3, padding=1),
-        nn.ReLU(),
-        nn.Conv2d(256, 256, kernel_size=3, padding=1),
-        nn.ReLU(),
+        *conv_relu(192, 384, 3, padding=1).values(),
+        *conv_relu(384, 256, 3, padding=1).values(),
+        *conv_relu(256, 256, 3, padding=1).values(),
         nn.MaxPool2d(kernel_size=3, stride=2),
     )
-    if not include_top:
+    if not core["include_top"]:
         return ZooModel(features, backbone_head(pooling), num_features=256)
     head = nn.Sequential(
         OrderedDict(
@@ -71,7 +61,7 @@ def alexnet(
                 nn.Dropout(dropout),
                 nn.Linear(4096, 4096),
                 nn.ReLU(),
-                nn.Linear(4096, num_classes),
+                nn.Linear(4096, core["num_classes"]),
             ),
         )
     )

@@ -13,7 +13,7 @@ arguments that rebuild it with ``create(**config)``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypedDict
 
 import torch
 from torch import nn
@@ -21,6 +21,18 @@ from torch import nn
 from cnnlab.errors import CnnlabError
 
 POOLINGS = (None, "avg", "max")
+
+
+class CoreArgs(TypedDict):
+    """What :func:`cnnlab.models.create` passes every builder, besides its options.
+
+    A builder is ``def name(*, option=default, ..., **core: Unpack[CoreArgs])``: its
+    keyword-only parameters are the options `cnnlab models` lists.
+    """
+
+    num_classes: int
+    input_shape: tuple[int, int, int]  # (H, W, C), Keras order
+    include_top: bool
 
 
 class ZooModel(nn.Module):

@@ -16,16 +16,20 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
+from functools import partial
+from typing import Unpack
 
 import torch
 from torch import nn
 
-from cnnlab.models.base import ZooModel, backbone_head, check_top_options
+from cnnlab.models.base import CoreArgs, ZooModel, backbone_head, check_top_options
+from cnnlab.models.blocks import conv_bn_act, pooled_classifier
 from cnnlab.models.registry import TorchvisionMap, register
 from cnnlab.nn.core import BatchNorm
 
-BN_EPS = 1.001e-5  # Keras Applications' DenseNet
+BN = partial(BatchNorm, epsilon=1.001e-5)  # Keras Applications' DenseNet
 REFERENCE = "Huang et al. 2017, arXiv:1608.06993; Keras Applications counts"
+preact = partial(conv_bn_act, norm=BN, pre_activation=True)  # BN-ReLU-conv, DenseNet's unit
 
 
 class DenseLayer(nn.Sequential):
@@ -34,12 +38,8 @@ class DenseLayer(nn.Sequential):
     def __init__(self, in_channels: int, growth: int, bn_size: int) -> None:
         super().__init__(
             OrderedDict(
-                norm1=BatchNorm(in_channels, epsilon=BN_EPS),
-                relu1=nn.ReLU(),
-                conv1=nn.Conv2d(in_channels, bn_size * growth, 1, bias=False),
-                norm2=BatchNorm(bn_size * growth, epsilon=BN_EPS),
-                relu2=nn.ReLU(),
-                conv2=nn.Conv2d(bn_size * growth, growth, 3, padding=1, bias=False),
+                **preact(in_channels, bn_size * growth, 1, names=("conv1", "norm1", "relu1")),
+                **preact(bn_size * growth, growth, 3, padding=1, names=("conv2", "norm2", "relu2")),
             )
         )
 
@@ -60,11 +60,10 @@ class DenseBlock(nn.ModuleDict):
 
 
 def _transition(in_channels: int, out_channels: int) -> nn.Sequential:
+    """BN-ReLU-conv 1x1 to ``out_channels``, then 2x2 average pooling (halves the map)."""
     return nn.Sequential(
         OrderedDict(
-            norm=BatchNorm(in_channels, epsilon=BN_EPS),
-            relu=nn.ReLU(),
-            conv=nn.Conv2d(in_channels, out_channels, 1, bias=False),
+            **preact(in_channels, out_channels, 1, names=("conv", "norm", "relu")),
             pool=nn.AvgPool2d(2, stride=2),
         )
     )
@@ -83,20 +82,13 @@ TORCHVISION = TorchvisionMap(_rename)
 
 
 def _densenet(
-    growth: int,
-    blocks: tuple[int, int, int, int],
-    stem: int,
-    *,
-    num_classes: int,
-    input_shape: tuple[int, int, int],
-    include_top: bool,
-    pooling: str | None,
+    growth: int, blocks: tuple[int, int, int, int], stem: int, *, pooling: str | None,
+    num_classes: int, input_shape: tuple[int, int, int], include_top: bool,
 ) -> ZooModel:
+    """A ``stem``-wide stem, dense blocks of ``blocks`` layers adding ``growth`` channels each."""
     check_top_options(include_top, pooling)
     layers: OrderedDict[str, nn.Module] = OrderedDict(
-        conv0=nn.Conv2d(input_shape[2], stem, 7, stride=2, padding=3, bias=False),
-        norm0=BatchNorm(stem, epsilon=BN_EPS),
-        relu0=nn.ReLU(),
+        **conv_bn_act(input_shape[2], stem, 7, stride=2, padding=3, norm=BN, names=("conv0", "norm0", "relu0")),
         pool0=nn.MaxPool2d(3, stride=2, padding=1),
     )
     width = stem
@@ -106,18 +98,10 @@ def _densenet(
         if index < len(blocks) - 1:
             layers[f"transition{index + 1}"] = _transition(width, width // 2)
             width //= 2
-    layers["norm5"] = BatchNorm(width, epsilon=BN_EPS)
+    layers["norm5"] = BN(width)
     layers["relu5"] = nn.ReLU()
-    features = nn.Sequential(layers)
-    if include_top:
-        head: nn.Module = nn.Sequential(
-            OrderedDict(
-                avgpool=nn.AdaptiveAvgPool2d(1), flatten=nn.Flatten(), classifier=nn.Linear(width, num_classes)
-            )
-        )
-    else:
-        head = backbone_head(pooling)
-    model = ZooModel(features, head, num_features=width)
+    head = pooled_classifier(width, num_classes, fc="classifier") if include_top else backbone_head(pooling)
+    model = ZooModel(nn.Sequential(layers), head, num_features=width)
     for module in model.modules():  # torchvision's initialisation
         if isinstance(module, nn.Conv2d):
             nn.init.kaiming_normal_(module.weight)
@@ -126,37 +110,39 @@ def _densenet(
     return model
 
 
-def _make(depth: int, growth: int, blocks: tuple[int, int, int, int], stem: int, params: int, trainable: int) -> None:
-    name = f"densenet{depth}"
-
-    @register(
-        name=name,
-        input_shape=(224, 224, 3),
-        num_classes=1000,
-        params=params,
-        trainable=trainable,
-        reference=REFERENCE,
-        min_size=32,
-        description=f"DenseNet-{depth} (growth {growth}, blocks {'-'.join(map(str, blocks))})",
-        torchvision=TORCHVISION,
-    )
-    def build(
-        *, num_classes: int, input_shape: tuple[int, int, int], include_top: bool, pooling: str | None = None
-    ) -> ZooModel:
-        return _densenet(
-            growth,
-            blocks,
-            stem,
-            num_classes=num_classes,
-            input_shape=input_shape,
-            include_top=include_top,
-            pooling=pooling,
-        )
-
-    build.__name__ = build.__qualname__ = name
+register_densenet = partial(
+    register, input_shape=(224, 224, 3), num_classes=1000, reference=REFERENCE, min_size=32, torchvision=TORCHVISION
+)
 
 
-_make(121, 32, (6, 12, 24, 16), 64, 8_062_504, 7_978_856)
-_make(161, 48, (6, 12, 36, 24), 96, 28_900_936, 28_681_000)
-_make(169, 32, (6, 12, 32, 32), 64, 14_307_880, 14_149_480)
-_make(201, 32, (6, 12, 48, 32), 64, 20_242_984, 20_013_928)
+@register_densenet(params=8_062_504, trainable=7_978_856, description="DenseNet-121 (growth 32, blocks 6-12-24-16)")
+def densenet121(*, pooling: str | None = None, **core: Unpack[CoreArgs]) -> ZooModel:
+    """DenseNet-121, the first column of Table 1 (k = 32).
+
+    Dense blocks of 6, 12, 24 and 16 layers after a 64-filter stem.
+    """
+    return _densenet(32, (6, 12, 24, 16), 64, pooling=pooling, **core)
+
+
+@register_densenet(params=28_900_936, trainable=28_681_000, description="DenseNet-161 (growth 48, blocks 6-12-36-24)")
+def densenet161(*, pooling: str | None = None, **core: Unpack[CoreArgs]) -> ZooModel:
+    """DenseNet-161: the wide one, growth k = 48 and a 96-filter stem (2k).
+
+    Not a column of Table 1: the authors released it beside the k = 32 nets, and torchvision has it.
+    """
+    return _densenet(48, (6, 12, 36, 24), 96, pooling=pooling, **core)
+
+
+@register_densenet(params=14_307_880, trainable=14_149_480, description="DenseNet-169 (growth 32, blocks 6-12-32-32)")
+def densenet169(*, pooling: str | None = None, **core: Unpack[CoreArgs]) -> ZooModel:
+    """DenseNet-169.
+
+    Blocks 3 and 4 grow to 32 layers each.
+    """
+    return _densenet(32, (6, 12, 32, 32), 64, pooling=pooling, **core)
+
+
+@register_densenet(params=20_242_984, trainable=20_013_928, description="DenseNet-201 (growth 32, blocks 6-12-48-32)")
+def densenet201(*, pooling: str | None = None, **core: Unpack[CoreArgs]) -> ZooModel:
+    """DenseNet-201 (k = 32), Table 1's third column: its third block has 48 layers."""
+    return _densenet(32, (6, 12, 48, 32), 64, pooling=pooling, **core)

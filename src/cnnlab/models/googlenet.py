@@ -25,30 +25,27 @@ its pretrained GoogLeNet).
 from __future__ import annotations
 
 from collections import OrderedDict
+from functools import partial
+from typing import Unpack
 
 import torch
 from torch import nn
 
 from cnnlab.errors import CnnlabError
-from cnnlab.models.base import ZooModel, backbone_head, check_top_options
+from cnnlab.models.base import CoreArgs, ZooModel, backbone_head, check_top_options
+from cnnlab.models.blocks import conv_bn_act, pooled_classifier
 from cnnlab.models.registry import TorchvisionMap, register
 from cnnlab.nn.core import BatchNorm
 
-BN_EPS = 1e-3
+BN = partial(BatchNorm, epsilon=1e-3)
 AUX_TAPS = ("inception4a", "inception4d")
 
 
-class BasicConv2d(nn.Module):
-    """Bias-free conv, batch norm, ReLU."""
+class BasicConv2d(nn.Sequential):
+    """Bias-free conv, batch norm, ReLU (``conv``, ``bn``, ``relu``, torchvision's names)."""
 
-    def __init__(self, in_channels: int, out_channels: int, **conv: int) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(in_channels, out_channels, bias=False, **conv)
-        self.bn = BatchNorm(out_channels, epsilon=BN_EPS)
-        self.relu = nn.ReLU()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.relu(self.bn(self.conv(x)))
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0) -> None:
+        super().__init__(conv_bn_act(in_channels, out_channels, kernel_size, stride=stride, padding=padding, norm=BN))
 
 
 class Inception(nn.Module):
@@ -145,26 +142,22 @@ TORCHVISION = TorchvisionMap(_rename, optional=lambda key: key.startswith(("aux1
 
 
 @register(
-    input_shape=(224, 224, 3),
-    num_classes=1000,
-    params=6_639_464,
-    trainable=6_624_904,
+    input_shape=(224, 224, 3), num_classes=1000, min_size=32, params=6_639_464, trainable=6_624_904,
     reference="Szegedy et al. 2014, arXiv:1409.4842; torchvision layout",
-    min_size=32,
     description="GoogLeNet / Inception v1 with batch norm (optional auxiliary classifiers)",
     torchvision=TORCHVISION,
 )
 def googlenet(
     *,
-    num_classes: int,
-    input_shape: tuple[int, int, int],
-    include_top: bool,
     aux_logits: bool = False,
     true_5x5: bool = False,
     transform_input: bool = False,
     dropout: float = 0.2,
     pooling: str | None = None,
+    **core: Unpack[CoreArgs],
 ) -> GoogLeNet:
+    """GoogLeNet as Table 1 of the paper, in torchvision's layout (see the module's notes)."""
+    num_classes, input_shape, include_top = core["num_classes"], core["input_shape"], core["include_top"]
     check_top_options(include_top, pooling)
     k5 = 5 if true_5x5 else 3
     stem: OrderedDict[str, nn.Module] = OrderedDict()
@@ -199,14 +192,7 @@ def googlenet(
     )
     aux = None
     if include_top:
-        head: nn.Module = nn.Sequential(
-            OrderedDict(
-                avgpool=nn.AdaptiveAvgPool2d(1),
-                flatten=nn.Flatten(),
-                dropout=nn.Dropout(dropout),
-                fc=nn.Linear(1024, num_classes),
-            )
-        )
+        head: nn.Module = pooled_classifier(1024, num_classes, dropout=dropout)
         if aux_logits:
             aux = (InceptionAux(512, num_classes), InceptionAux(528, num_classes))
     else:

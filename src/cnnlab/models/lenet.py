@@ -23,11 +23,12 @@ to 32x32 around the centre, as the paper placed its digits in a 32x32 field.
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import Unpack
 
 from torch import nn
 
 from cnnlab.errors import CnnlabError
-from cnnlab.models.base import ZooModel, backbone_head, check_top_options
+from cnnlab.models.base import CoreArgs, ZooModel, backbone_head, check_top_options
 from cnnlab.models.registry import register
 from cnnlab.nn.lenet import LENET5_C3_TABLE, EuclideanRBF, PartialConv2d, ScaledTanh, Subsampling
 
@@ -58,26 +59,16 @@ def _lenet5_features(input_shape: tuple[int, int, int]) -> tuple[nn.Sequential, 
 
 
 @register(
-    input_shape=(32, 32, 1),
-    num_classes=10,
-    params=60_840,
-    trainable=60_000,
+    input_shape=(32, 32, 1), num_classes=10, min_size=28, params=60_840, trainable=60_000,
     reference="LeCun et al. 1998, Proc. IEEE 86(11); seed 004 §3.1",
-    min_size=28,
     description="LeNet-5 as published: trainable subsampling, C3 partial connections, RBF output",
 )
-def lenet5(
-    *,
-    num_classes: int,
-    input_shape: tuple[int, int, int],
-    include_top: bool,
-    output: str = "rbf",
-    pooling: str | None = None,
-) -> ZooModel:
+def lenet5(*, output: str = "rbf", pooling: str | None = None, **core: Unpack[CoreArgs]) -> ZooModel:
     """LeNet-5. ``output='rbf'``: the paper's fixed Euclidean RBF units (logits are
     negated squared distances); ``output='dense'``: a trainable 84 -> classes layer."""
+    num_classes, include_top = core["num_classes"], core["include_top"]
     check_top_options(include_top, pooling)
-    features, (out_h, out_w) = _lenet5_features(input_shape)
+    features, (out_h, out_w) = _lenet5_features(core["input_shape"])
     if not include_top:
         return ZooModel(features, backbone_head(pooling), num_features=120)
     if output == "rbf":

@@ -43,10 +43,11 @@ unit is a sigmoid as in the seed; BoNet is linear.
 
 from __future__ import annotations
 
-from typing import Any
+from functools import partial
+from typing import Any, Unpack
 
 from cnnlab.errors import CnnlabError
-from cnnlab.models.base import ZooModel, backbone_head, check_top_options
+from cnnlab.models.base import CoreArgs, ZooModel, backbone_head, check_top_options
 from cnnlab.models.registry import register
 
 OUTPUT_ACTIVATIONS = ("softmax", "sigmoid", "linear")
@@ -114,21 +115,27 @@ def _top_layers(
 
 def spec_net(
     name: str,
-    *,
-    input_shape: tuple[int, int, int],
     conv_layers: list[dict[str, Any]],
-    hidden: list[int],
-    num_classes: int,
-    include_top: bool,
-    pooling: str | None,
     head: str,
-    activation: str,
+    output_activation: str | None,
+    pooling: str | None,
+    *,
+    hidden: list[int],
+    default_activation: str = "softmax",
     hidden_activation: str = "relu",
     top: str = "flatten",
+    num_classes: int,
+    input_shape: tuple[int, int, int],
+    include_top: bool,
 ) -> ZooModel:
-    """A ZooModel whose features and head are built from specs."""
+    """A ZooModel whose features (``conv_layers``) and top (``hidden`` dense widths) are specs.
+
+    ``head``, ``output_activation`` and ``pooling`` are the options every net of the notes
+    takes, passed on as the user gave them (see the module's notes).
+    """
     from cnnlab.spec import build, summary
 
+    activation = _output_activation(name, output_activation, default_activation, num_classes)
     check_top_options(include_top, pooling)
     features = build({"name": f"{name}_features", "input_shape": list(input_shape), "layers": conv_layers})
     feature_shape = tuple(summary(features).layers[-1].output_shape)
@@ -141,191 +148,85 @@ def spec_net(
 
 
 @register(
-    input_shape=(28, 28, 1),
-    num_classes=10,
-    params=62_346,
+    input_shape=(28, 28, 1), num_classes=10, min_size=16, params=62_346,
     reference="seed 002 (Fashion-MNIST practice, Keras)",
-    min_size=16,
     description="Fashion-MNIST practice net: conv 32@5x5, pool, conv 64@5x5, pool, dense",
 )
 def fashion_mnist_practice(
     *,
-    num_classes: int,
-    input_shape: tuple[int, int, int],
-    include_top: bool,
     hidden: int = 0,
     head: str = "dense",
     output_activation: str | None = None,
     pooling: str | None = None,
+    **core: Unpack[CoreArgs],
 ) -> ZooModel:
     """``hidden=64`` adds the dense 64 ReLU layer the seed suggests after Flatten."""
-    name = "fashion_mnist_practice"
-    return spec_net(
-        name,
-        input_shape=input_shape,
-        conv_layers=[conv(32, 5, activation="relu"), maxpool(), conv(64, 5, activation="relu"), maxpool()],
-        hidden=[hidden] if hidden else [],
-        num_classes=num_classes,
-        include_top=include_top,
-        pooling=pooling,
-        head=head,
-        activation=_output_activation(name, output_activation, "softmax", num_classes),
-    )
+    layers = [conv(32, 5, activation="relu"), maxpool(), conv(64, 5, activation="relu"), maxpool()]
+    hidden_layers = [hidden] if hidden else []
+    return spec_net("fashion_mnist_practice", layers, head, output_activation, pooling, hidden=hidden_layers, **core)
 
 
 @register(
-    input_shape=(28, 28, 1),
-    num_classes=10,
-    params=93_962,
+    input_shape=(28, 28, 1), num_classes=10, min_size=22, params=93_962,
     reference="seed 003 (MNIST CNN, model.summary(): 93,962 parameters)",
-    min_size=22,
     description="MNIST 3-conv net: conv 32/64/128@3x3 + max pooling, dense 10",
 )
-def mnist_3conv(
-    *,
-    num_classes: int,
-    input_shape: tuple[int, int, int],
-    include_top: bool,
-    head: str = "dense",
-    output_activation: str | None = None,
-    pooling: str | None = None,
-) -> ZooModel:
-    name = "mnist_3conv"
-    layers = []
-    for filters in (32, 64, 128):
-        layers += [conv(filters, 3, activation="relu"), maxpool()]
-    return spec_net(
-        name,
-        input_shape=input_shape,
-        conv_layers=layers,
-        hidden=[],
-        num_classes=num_classes,
-        include_top=include_top,
-        pooling=pooling,
-        head=head,
-        activation=_output_activation(name, output_activation, "softmax", num_classes),
-    )
+def mnist_3conv(*, head: str = "dense", output_activation: str | None = None, pooling: str | None = None, **core: Unpack[CoreArgs]) -> ZooModel:
+    """Three conv 3x3 + max pooling stages of 32, 64 and 128 filters, then the softmax layer."""
+    layers = [layer for filters in (32, 64, 128) for layer in (conv(filters, 3, activation="relu"), maxpool())]
+    return spec_net("mnist_3conv", layers, head, output_activation, pooling, hidden=[], **core)
 
 
 @register(
-    input_shape=(28, 28, 1),
-    num_classes=10,
-    params=61_706,
+    input_shape=(28, 28, 1), num_classes=10, min_size=12, params=61_706,
     reference="seed 003 (LeNet in Keras); LeCun et al. 1998",
-    min_size=12,
     description="LeNet as the Keras of seed 003 writes it: sigmoid, average pooling, dense 120-84-10",
 )
-def lenet_keras(
-    *,
-    num_classes: int,
-    input_shape: tuple[int, int, int],
-    include_top: bool,
-    head: str = "dense",
-    output_activation: str | None = "linear",
-    pooling: str | None = None,
-) -> ZooModel:
+def lenet_keras(*, head: str = "dense", output_activation: str | None = "linear", pooling: str | None = None, **core: Unpack[CoreArgs]) -> ZooModel:
     """The seed's last Dense(10) has no activation: the net outputs logits."""
-    name = "lenet_keras"
     avg = {"type": "AveragePooling2D", "pool_size": 2, "strides": 2}
+    layers = [conv(6, 5, activation="sigmoid", padding="same"), avg, conv(16, 5, activation="sigmoid"), avg]
     return spec_net(
-        name,
-        input_shape=input_shape,
-        conv_layers=[conv(6, 5, activation="sigmoid", padding="same"), avg, conv(16, 5, activation="sigmoid"), avg],
-        hidden=[120, 84],
-        hidden_activation="sigmoid",
-        num_classes=num_classes,
-        include_top=include_top,
-        pooling=pooling,
-        head=head,
-        activation=_output_activation(name, output_activation, "softmax", num_classes),
+        "lenet_keras", layers, head, output_activation, pooling, hidden=[120, 84], hidden_activation="sigmoid", **core
     )
 
 
 @register(
-    input_shape=(64, 64, 3),
-    num_classes=1,
-    params=813_217,
+    input_shape=(64, 64, 3), num_classes=1, min_size=10, params=813_217,
     reference="seed 004 §5.1 (Keras cats vs dogs)",
-    min_size=10,
     description="cats vs dogs: conv 32@3x3, pool, conv 32@3x3, pool, dense 128, one sigmoid unit",
 )
-def cats_vs_dogs(
-    *,
-    num_classes: int,
-    input_shape: tuple[int, int, int],
-    include_top: bool,
-    head: str = "dense",
-    output_activation: str | None = None,
-    pooling: str | None = None,
-) -> ZooModel:
+def cats_vs_dogs(*, head: str = "dense", output_activation: str | None = None, pooling: str | None = None, **core: Unpack[CoreArgs]) -> ZooModel:
     """One sigmoid unit (binary cross-entropy) by default; softmax for num_classes > 1."""
-    name = "cats_vs_dogs"
-    default = "sigmoid" if num_classes == 1 else "softmax"
+    layers = [conv(32, 3, activation="relu"), maxpool(), conv(32, 3, activation="relu"), maxpool()]
+    default = "sigmoid" if core["num_classes"] == 1 else "softmax"
     return spec_net(
-        name,
-        input_shape=input_shape,
-        conv_layers=[conv(32, 3, activation="relu"), maxpool(), conv(32, 3, activation="relu"), maxpool()],
-        hidden=[128],
-        num_classes=num_classes,
-        include_top=include_top,
-        pooling=pooling,
-        head=head,
-        activation=_output_activation(name, output_activation, default, num_classes),
+        "cats_vs_dogs", layers, head, output_activation, pooling, hidden=[128], default_activation=default, **core
     )
 
 
 @register(
-    input_shape=(28, 28, 1),
-    num_classes=10,
-    params=75_242,
+    input_shape=(28, 28, 1), num_classes=10, min_size=13, params=75_242,
     reference="seed 000 P.3 (an MNIST CNN without max pooling)",
-    min_size=13,
     description="all-convolutional MNIST net: stride-2 convolutions instead of max pooling",
 )
-def allconv_mnist(
-    *,
-    num_classes: int,
-    input_shape: tuple[int, int, int],
-    include_top: bool,
-    head: str = "dense",
-    output_activation: str | None = None,
-    pooling: str | None = None,
-) -> ZooModel:
-    name = "allconv_mnist"
+def allconv_mnist(*, head: str = "dense", output_activation: str | None = None, pooling: str | None = None, **core: Unpack[CoreArgs]) -> ZooModel:
+    """mnist-style convs 32, 32/2, 64, 64/2: each max pooling becomes a learned stride-2 3x3 conv."""
     layers = [
         conv(32, 3, activation="relu"),
         conv(32, 3, strides=2, activation="relu"),  # learned downsampling instead of max pooling
         conv(64, 3, activation="relu"),
         conv(64, 3, strides=2, activation="relu"),
     ]
-    return spec_net(
-        name,
-        input_shape=input_shape,
-        conv_layers=layers,
-        hidden=[],
-        num_classes=num_classes,
-        include_top=include_top,
-        pooling=pooling,
-        head=head,
-        activation=_output_activation(name, output_activation, "softmax", num_classes),
-    )
+    return spec_net("allconv_mnist", layers, head, output_activation, pooling, hidden=[], **core)
 
 
 BONET_REFERENCE = "seed 004 §5.2-5.3; Spampinato et al. 2017, Medical Image Analysis 36"
+register_bonet = partial(register, input_shape=(220, 220, 1), num_classes=1, reference=BONET_REFERENCE)
 
 
-def _bonet(
-    name: str,
-    filters: list[int],
-    *,
-    num_classes: int,
-    input_shape: tuple[int, int, int],
-    include_top: bool,
-    head: str,
-    top: str,
-    output_activation: str | None,
-    pooling: str | None,
-) -> ZooModel:
+def _bonet_layers(name: str, filters: list[int], top: str) -> list[dict[str, Any]]:
+    """OverFeat's frozen 96@7x7/2 first layer, then 5x5 and 3x3 convs, each followed by max pooling."""
     if top not in ("flatten", "gap"):
         raise CnnlabError(
             f"unknown top {top!r}",
@@ -340,80 +241,41 @@ def _bonet(
         else:
             layers.append(conv(units, kernel, activation="relu"))
         layers.append(maxpool())
-    return spec_net(
-        name,
-        input_shape=input_shape,
-        conv_layers=layers,
-        hidden=[2048],
-        num_classes=num_classes,
-        include_top=include_top,
-        pooling=pooling,
-        head=head,
-        activation=_output_activation(name, output_activation, "linear", num_classes),
-        top=top,
-    )
+    return layers
 
 
-@register(
-    input_shape=(220, 220, 1),
-    num_classes=1,
-    params=4_564_673,
-    trainable=4_559_873,
-    reference=BONET_REFERENCE,
-    min_size=29,
+@register_bonet(
+    min_size=29, params=4_564_673, trainable=4_559_873,
     description="BoNet simple (bone age regression): conv 96@7x7 (frozen), conv 1024@5x5, dense 2048, 1 output",
 )
 def bonet_simple(
-    *,
-    num_classes: int,
-    input_shape: tuple[int, int, int],
-    include_top: bool,
-    head: str = "dense",
-    top: str = "gap",
-    output_activation: str | None = None,
-    pooling: str | None = None,
+    *, head: str = "dense", top: str = "gap", output_activation: str | None = None, pooling: str | None = None,
+    **core: Unpack[CoreArgs],
 ) -> ZooModel:
-    """``top='flatten'`` is the notes' literal top: 1.2 billion weights at 220x220."""
-    return _bonet(
-        "bonet_simple",
-        [96, 1024],
-        num_classes=num_classes,
-        input_shape=input_shape,
-        include_top=include_top,
-        head=head,
-        top=top,
-        output_activation=output_activation,
-        pooling=pooling,
+    """BoNet simple: OverFeat's frozen layer, one 1024-filter conv, dense 2048, one output.
+
+    Global average pooling before the dense layer by default: ``top='flatten'`` is the
+    notes' literal top, whose dense layer has 1.2 billion weights at 220x220.
+    """
+    layers = _bonet_layers("bonet_simple", [96, 1024], top)
+    return spec_net(
+        "bonet_simple", layers, head, output_activation, pooling, hidden=[2048], default_activation="linear", top=top, **core
     )
 
 
-@register(
-    input_shape=(220, 220, 1),
-    num_classes=1,
-    params=44_775_105,
-    trainable=44_770_305,
-    reference=BONET_REFERENCE,
-    min_size=197,
+@register_bonet(
+    min_size=197, params=44_775_105, trainable=44_770_305,
     description="BoNet (bone age regression): convs 96 (frozen)-2048-1024-1024-1024, dense 2048, 1 output",
 )
 def bonet(
-    *,
-    num_classes: int,
-    input_shape: tuple[int, int, int],
-    include_top: bool,
-    head: str = "dense",
-    top: str = "flatten",
-    output_activation: str | None = None,
-    pooling: str | None = None,
+    *, head: str = "dense", top: str = "flatten", output_activation: str | None = None, pooling: str | None = None,
+    **core: Unpack[CoreArgs],
 ) -> ZooModel:
-    return _bonet(
-        "bonet",
-        [96, 2048, 1024, 1024, 1024],
-        num_classes=num_classes,
-        input_shape=input_shape,
-        include_top=include_top,
-        head=head,
-        top=top,
-        output_activation=output_activation,
-        pooling=pooling,
+    """The full BoNet: four convolutions after OverFeat's, down to a 1x1x1024 map before the dense 2048.
+
+    With that small map the notes' flatten top stays small: it is the default here.
+    """
+    layers = _bonet_layers("bonet", [96, 2048, 1024, 1024, 1024], top)
+    return spec_net(
+        "bonet", layers, head, output_activation, pooling, hidden=[2048], default_activation="linear", top=top, **core
     )

@@ -1,9 +1,17 @@
 """The model registry: ``@register`` on a builder, ``create`` by name (timm-style).
 
-A builder is a function ``fn(*, num_classes, input_shape, include_top, **options)``
-returning a :class:`~cnnlab.models.base.ZooModel`. ``@register(...)`` records it
-under its function name with its defaults and reference data; family modules
-(lenet.py, vgg.py, ...) are imported on first use so that importing
+A builder is a function ``fn(*, option=default, ..., **core: Unpack[CoreArgs])``
+(``core``: ``num_classes``, ``input_shape``, ``include_top``) returning a
+:class:`~cnnlab.models.base.ZooModel`; its keyword-only parameters are its options.
+``@register(...)`` records it under its function name with its defaults and reference
+data, one decorated function per name, as timm does::
+
+    @register_resnet(params=25_636_712, trainable=25_583_592, description="ResNet-50 (ImageNet)")
+    def resnet50(*, conv_bias: bool = True, pooling: str | None = None, **core: Unpack[CoreArgs]) -> ZooModel:
+        return _resnet(Bottleneck, [3, 4, 6, 3], conv_bias=conv_bias, pooling=pooling, **core)
+
+(``register_resnet`` is ``register`` with the family's shared facts bound.) Family
+modules (lenet.py, vgg.py, ...) are imported on first use so that importing
 ``cnnlab.models`` stays cheap.
 """
 

@@ -18,15 +18,18 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
+from functools import partial
+from typing import Unpack
 
 import torch
 from torch import nn
 
-from cnnlab.models.base import ZooModel, backbone_head, check_top_options
+from cnnlab.models.base import CoreArgs, ZooModel, backbone_head, check_top_options
+from cnnlab.models.blocks import conv_bn_act, init_conv_he, pooled_classifier
 from cnnlab.models.registry import TorchvisionMap, register
 from cnnlab.nn.core import BatchNorm
 
-BN_EPS = 1.001e-5  # Keras Applications' ResNet
+BN = partial(BatchNorm, epsilon=1.001e-5)  # Keras Applications' ResNet
 REFERENCE = "He et al. 2015, arXiv:1512.03385; Keras Applications counts"
 
 
@@ -37,11 +40,9 @@ class BasicBlock(nn.Module):
 
     def __init__(self, in_planes: int, planes: int, stride: int, bias: bool) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride=stride, padding=1, bias=bias)
-        self.bn1 = BatchNorm(planes, epsilon=BN_EPS)
+        self.conv1, self.bn1 = conv_bn_act(in_planes, planes, 3, stride=stride, padding=1, bias=bias, norm=BN, act=None).values()
         self.relu = nn.ReLU()
-        self.conv2 = nn.Conv2d(planes, planes, 3, padding=1, bias=bias)
-        self.bn2 = BatchNorm(planes, epsilon=BN_EPS)
+        self.conv2, self.bn2 = conv_bn_act(planes, planes, 3, padding=1, bias=bias, norm=BN, act=None).values()
         self.downsample = _projection(in_planes, planes, stride, bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -59,12 +60,9 @@ class Bottleneck(nn.Module):
     def __init__(self, in_planes: int, planes: int, stride: int, bias: bool) -> None:
         super().__init__()
         out_planes = planes * self.expansion
-        self.conv1 = nn.Conv2d(in_planes, planes, 1, bias=bias)
-        self.bn1 = BatchNorm(planes, epsilon=BN_EPS)
-        self.conv2 = nn.Conv2d(planes, planes, 3, stride=stride, padding=1, bias=bias)
-        self.bn2 = BatchNorm(planes, epsilon=BN_EPS)
-        self.conv3 = nn.Conv2d(planes, out_planes, 1, bias=bias)
-        self.bn3 = BatchNorm(out_planes, epsilon=BN_EPS)
+        self.conv1, self.bn1 = conv_bn_act(in_planes, planes, 1, bias=bias, norm=BN, act=None).values()
+        self.conv2, self.bn2 = conv_bn_act(planes, planes, 3, stride=stride, padding=1, bias=bias, norm=BN, act=None).values()
+        self.conv3, self.bn3 = conv_bn_act(planes, out_planes, 1, bias=bias, norm=BN, act=None).values()
         self.relu = nn.ReLU()
         self.downsample = _projection(in_planes, out_planes, stride, bias)
 
@@ -77,12 +75,10 @@ class Bottleneck(nn.Module):
 
 
 def _projection(in_planes: int, out_planes: int, stride: int, bias: bool) -> nn.Sequential | None:
+    """The projection shortcut (1x1 conv + batch norm) where the shape changes, else None (identity)."""
     if stride == 1 and in_planes == out_planes:
         return None
-    return nn.Sequential(
-        nn.Conv2d(in_planes, out_planes, 1, stride=stride, bias=bias),
-        BatchNorm(out_planes, epsilon=BN_EPS),
-    )
+    return nn.Sequential(*conv_bn_act(in_planes, out_planes, 1, stride=stride, bias=bias, norm=BN, act=None).values())
 
 
 def _rename(key: str) -> str:
@@ -98,9 +94,7 @@ def resnet_backbone(
 ) -> tuple[nn.Sequential, int]:
     """The stem and four stages; returns (features, output channels)."""
     stages: OrderedDict[str, nn.Module] = OrderedDict(
-        conv1=nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=bias),
-        bn1=BatchNorm(64, epsilon=BN_EPS),
-        relu=nn.ReLU(),
+        **conv_bn_act(in_channels, 64, 7, stride=2, padding=3, bias=bias, norm=BN, names=("conv1", "bn1", "relu")),
         maxpool=nn.MaxPool2d(3, stride=2, padding=1),
     )
     in_planes = 64
@@ -115,67 +109,54 @@ def resnet_backbone(
 
 
 def _resnet(
-    block: type[BasicBlock] | type[Bottleneck],
-    layers: list[int],
-    *,
-    num_classes: int,
-    input_shape: tuple[int, int, int],
-    include_top: bool,
-    conv_bias: bool,
-    pooling: str | None,
+    block: type[BasicBlock] | type[Bottleneck], layers: list[int], *, conv_bias: bool, pooling: str | None,
+    num_classes: int, input_shape: tuple[int, int, int], include_top: bool,
 ) -> ZooModel:
+    """``layers[i]`` blocks in stage i; torchvision's layout and initialisation."""
     check_top_options(include_top, pooling)
     features, width = resnet_backbone(block, layers, input_shape[2], conv_bias)
-    if include_top:
-        head: nn.Module = nn.Sequential(
-            OrderedDict(avgpool=nn.AdaptiveAvgPool2d(1), flatten=nn.Flatten(), fc=nn.Linear(width, num_classes))
-        )
-    else:
-        head = backbone_head(pooling)
+    head = pooled_classifier(width, num_classes) if include_top else backbone_head(pooling)
     model = ZooModel(features, head, num_features=width)
-    for module in model.modules():
-        if isinstance(module, nn.Conv2d):
-            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
+    init_conv_he(model)
     return model
 
 
-def _make(name: str, block: type[BasicBlock] | type[Bottleneck], layers: list[int], params: int, trainable: int) -> None:
-    @register(
-        name=name,
-        input_shape=(224, 224, 3),
-        num_classes=1000,
-        params=params,
-        trainable=trainable,
-        reference=REFERENCE,
-        min_size=32,
-        description=f"ResNet-{name[6:]} (ImageNet)",
-        torchvision=TORCHVISION,
-    )
-    def build(
-        *,
-        num_classes: int,
-        input_shape: tuple[int, int, int],
-        include_top: bool,
-        conv_bias: bool = True,
-        pooling: str | None = None,
-    ) -> ZooModel:
-        return _resnet(
-            block,
-            layers,
-            num_classes=num_classes,
-            input_shape=input_shape,
-            include_top=include_top,
-            conv_bias=conv_bias,
-            pooling=pooling,
-        )
-
-    build.__name__ = build.__qualname__ = name
+register_resnet = partial(
+    register, input_shape=(224, 224, 3), num_classes=1000, reference=REFERENCE, min_size=32, torchvision=TORCHVISION
+)
 
 
-_make("resnet18", BasicBlock, [2, 2, 2, 2], 11_703_912, 11_694_312)
-_make("resnet34", BasicBlock, [3, 4, 6, 3], 21_823_208, 21_806_184)
-_make("resnet50", Bottleneck, [3, 4, 6, 3], 25_636_712, 25_583_592)
-_make("resnet101", Bottleneck, [3, 4, 23, 3], 44_707_176, 44_601_832)
-_make("resnet152", Bottleneck, [3, 8, 36, 3], 60_419_944, 60_268_520)
+@register_resnet(params=11_703_912, trainable=11_694_312, description="ResNet-18 (ImageNet)")
+def resnet18(*, conv_bias: bool = True, pooling: str | None = None, **core: Unpack[CoreArgs]) -> ZooModel:
+    """ResNet-18, the 18-layer column of Table 1: two basic blocks in every stage (1.8 GFLOPs)."""
+    return _resnet(BasicBlock, [2, 2, 2, 2], conv_bias=conv_bias, pooling=pooling, **core)
+
+
+@register_resnet(params=21_823_208, trainable=21_806_184, description="ResNet-34 (ImageNet)")
+def resnet34(*, conv_bias: bool = True, pooling: str | None = None, **core: Unpack[CoreArgs]) -> ZooModel:
+    """ResNet-34: basic blocks 3, 4, 6, 3 (3.6 GFLOPs).
+
+    The residual twin of the 34-layer plain net of Fig. 4, which trains worse than its 18-layer one.
+    """
+    return _resnet(BasicBlock, [3, 4, 6, 3], conv_bias=conv_bias, pooling=pooling, **core)
+
+
+@register_resnet(params=25_636_712, trainable=25_583_592, description="ResNet-50 (ImageNet)")
+def resnet50(*, conv_bias: bool = True, pooling: str | None = None, **core: Unpack[CoreArgs]) -> ZooModel:
+    """ResNet-50: ResNet-34's stages with bottlenecks (1x1, 3x3, 1x1 x4) for basic blocks; 3.8 GFLOPs."""
+    return _resnet(Bottleneck, [3, 4, 6, 3], conv_bias=conv_bias, pooling=pooling, **core)
+
+
+@register_resnet(params=44_707_176, trainable=44_601_832, description="ResNet-101 (ImageNet)")
+def resnet101(*, conv_bias: bool = True, pooling: str | None = None, **core: Unpack[CoreArgs]) -> ZooModel:
+    """ResNet-101.
+
+    Stage 3 grows to 23 bottlenecks; 7.6 GFLOPs.
+    """
+    return _resnet(Bottleneck, [3, 4, 23, 3], conv_bias=conv_bias, pooling=pooling, **core)
+
+
+@register_resnet(params=60_419_944, trainable=60_268_520, description="ResNet-152 (ImageNet)")
+def resnet152(*, conv_bias: bool = True, pooling: str | None = None, **core: Unpack[CoreArgs]) -> ZooModel:
+    """ResNet-152, the deepest of Table 1: bottlenecks 3, 8, 36, 3, still fewer FLOPs (11.3 G) than VGG-16 (15.3 G)."""
+    return _resnet(Bottleneck, [3, 8, 36, 3], conv_bias=conv_bias, pooling=pooling, **core)

@@ -13,16 +13,19 @@ the network whose training error grows with depth (seed 000 Fig. 16).
 from __future__ import annotations
 
 from collections import OrderedDict
+from functools import partial
+from typing import Unpack
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnlab.models.base import ZooModel, backbone_head, check_top_options
+from cnnlab.models.base import CoreArgs, ZooModel, backbone_head, check_top_options
+from cnnlab.models.blocks import conv_bn_act, init_conv_he, pooled_classifier
 from cnnlab.models.registry import register
 from cnnlab.nn.core import BatchNorm
 
-BN_EPS = 1e-5  # as the paper's Torch/Caffe models
+BN = partial(BatchNorm, epsilon=1e-5)  # as the paper's Torch/Caffe models
 REFERENCE = "He et al. 2015, arXiv:1512.03385, §4.2 (CIFAR-10)"
 
 
@@ -31,10 +34,8 @@ class CifarBlock(nn.Module):
 
     def __init__(self, in_planes: int, planes: int, stride: int, residual: bool) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride=stride, padding=1, bias=False)
-        self.bn1 = BatchNorm(planes, epsilon=BN_EPS)
-        self.conv2 = nn.Conv2d(planes, planes, 3, padding=1, bias=False)
-        self.bn2 = BatchNorm(planes, epsilon=BN_EPS)
+        self.conv1, self.bn1 = conv_bn_act(in_planes, planes, 3, stride=stride, padding=1, norm=BN, act=None).values()
+        self.conv2, self.bn2 = conv_bn_act(planes, planes, 3, padding=1, norm=BN, act=None).values()
         self.relu = nn.ReLU()
         self.residual = residual
         self.stride = stride
@@ -60,20 +61,14 @@ class CifarBlock(nn.Module):
 
 
 def _cifar_resnet(
-    depth: int,
-    residual: bool,
-    *,
-    num_classes: int,
-    input_shape: tuple[int, int, int],
-    include_top: bool,
-    pooling: str | None,
+    depth: int, *, residual: bool, pooling: str | None,
+    num_classes: int, input_shape: tuple[int, int, int], include_top: bool,
 ) -> ZooModel:
+    """Depth 6n + 2: a 3x3 conv, 3 stages of n blocks (16, 32, 64 filters), average pooling, dense."""
     check_top_options(include_top, pooling)
     blocks = (depth - 2) // 6
     stages: OrderedDict[str, nn.Module] = OrderedDict(
-        conv1=nn.Conv2d(input_shape[2], 16, 3, padding=1, bias=False),
-        bn1=BatchNorm(16, epsilon=BN_EPS),
-        relu=nn.ReLU(),
+        conv_bn_act(input_shape[2], 16, 3, padding=1, norm=BN, names=("conv1", "bn1", "relu"))
     )
     in_planes = 16
     for index, planes in enumerate((16, 32, 64)):
@@ -83,52 +78,102 @@ def _cifar_resnet(
             stage.append(CifarBlock(in_planes, planes, stride, residual))
             in_planes = planes
         stages[f"layer{index + 1}"] = nn.Sequential(*stage)
-    features = nn.Sequential(stages)
-    if include_top:
-        head: nn.Module = nn.Sequential(
-            OrderedDict(avgpool=nn.AdaptiveAvgPool2d(1), flatten=nn.Flatten(), fc=nn.Linear(64, num_classes))
-        )
-    else:
-        head = backbone_head(pooling)
-    model = ZooModel(features, head, num_features=64)
-    for module in model.modules():
-        if isinstance(module, nn.Conv2d):
-            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+    head = pooled_classifier(64, num_classes) if include_top else backbone_head(pooling)
+    model = ZooModel(nn.Sequential(stages), head, num_features=64)
+    init_conv_he(model)
     return model
-
-
-def _make(depth: int, residual: bool, params: int, trainable: int) -> None:
-    name = f"{'resnet' if residual else 'plain'}{depth}"
-
-    @register(
-        name=name,
-        input_shape=(32, 32, 3),
-        num_classes=10,
-        params=params,
-        trainable=trainable,
-        reference=REFERENCE,
-        min_size=8,
-        description=f"{'ResNet' if residual else 'plain'}-{depth} for CIFAR ({'option A shortcuts' if residual else 'no shortcuts'})",
-    )
-    def build(
-        *, num_classes: int, input_shape: tuple[int, int, int], include_top: bool, pooling: str | None = None
-    ) -> ZooModel:
-        return _cifar_resnet(
-            depth, residual, num_classes=num_classes, input_shape=input_shape, include_top=include_top, pooling=pooling
-        )
-
-    build.__name__ = build.__qualname__ = name
 
 
 # Keras-style total and trainable counts with 10 classes; He et al. Table 6 quotes
 # the trainable ones: 0.27M, 0.46M, 0.66M, 0.85M, 1.7M. Plain twins have the same.
-COUNTS = {
-    20: (271_098, 269_722),
-    32: (466_426, 464_154),
-    44: (661_754, 658_586),
-    56: (857_082, 853_018),
-    110: (1_736_058, 1_727_962),
-}
-for _residual in (True, False):
-    for _depth, (_params, _trainable) in COUNTS.items():
-        _make(_depth, _residual, _params, _trainable)
+register_cifar = partial(register, input_shape=(32, 32, 3), num_classes=10, reference=REFERENCE, min_size=8)
+
+
+@register_cifar(params=271_098, trainable=269_722, description="ResNet-20 for CIFAR (option A shortcuts)")
+def resnet20(*, pooling: str | None = None, **core: Unpack[CoreArgs]) -> ZooModel:
+    """ResNet-20, n = 3 blocks per stage.
+
+    0.27M parameters and 8.75% test error on CIFAR-10 in Table 6.
+    """
+    return _cifar_resnet(20, residual=True, pooling=pooling, **core)
+
+
+@register_cifar(params=466_426, trainable=464_154, description="ResNet-32 for CIFAR (option A shortcuts)")
+def resnet32(*, pooling: str | None = None, **core: Unpack[CoreArgs]) -> ZooModel:
+    """ResNet-32, n = 5.
+
+    0.46M parameters; 7.51% error.
+    """
+    return _cifar_resnet(32, residual=True, pooling=pooling, **core)
+
+
+@register_cifar(params=661_754, trainable=658_586, description="ResNet-44 for CIFAR (option A shortcuts)")
+def resnet44(*, pooling: str | None = None, **core: Unpack[CoreArgs]) -> ZooModel:
+    """ResNet-44 (n = 7), 0.66M parameters.
+
+    Deeper is better with shortcuts: 7.17% error.
+    """
+    return _cifar_resnet(44, residual=True, pooling=pooling, **core)
+
+
+@register_cifar(params=857_082, trainable=853_018, description="ResNet-56 for CIFAR (option A shortcuts)")
+def resnet56(*, pooling: str | None = None, **core: Unpack[CoreArgs]) -> ZooModel:
+    """ResNet-56.
+
+    Nine blocks per stage, 0.85M parameters, 6.97% error: the residual twin of Fig. 1's plain-56.
+    """
+    return _cifar_resnet(56, residual=True, pooling=pooling, **core)
+
+
+@register_cifar(params=1_736_058, trainable=1_727_962, description="ResNet-110 for CIFAR (option A shortcuts)")
+def resnet110(*, pooling: str | None = None, **core: Unpack[CoreArgs]) -> ZooModel:
+    """ResNet-110 (n = 18, 1.7M parameters).
+
+    The best of Table 6 at 6.43% error; the paper warms its training up at learning rate 0.01.
+    """
+    return _cifar_resnet(110, residual=True, pooling=pooling, **core)
+
+
+@register_cifar(params=271_098, trainable=269_722, description="plain-20 for CIFAR (no shortcuts)")
+def plain20(*, pooling: str | None = None, **core: Unpack[CoreArgs]) -> ZooModel:
+    """Plain-20: ResNet-20 without its shortcuts.
+
+    The shallowest plain net of Fig. 6 (left) and the best trained of them.
+    """
+    return _cifar_resnet(20, residual=False, pooling=pooling, **core)
+
+
+@register_cifar(params=466_426, trainable=464_154, description="plain-32 for CIFAR (no shortcuts)")
+def plain32(*, pooling: str | None = None, **core: Unpack[CoreArgs]) -> ZooModel:
+    """Plain-32.
+
+    Same 32 layers as ResNet-32, no shortcuts.
+    """
+    return _cifar_resnet(32, residual=False, pooling=pooling, **core)
+
+
+@register_cifar(params=661_754, trainable=658_586, description="plain-44 for CIFAR (no shortcuts)")
+def plain44(*, pooling: str | None = None, **core: Unpack[CoreArgs]) -> ZooModel:
+    """Plain-44, deeper and worse.
+
+    Its training error is above plain-20's (Fig. 6): the degradation problem.
+    """
+    return _cifar_resnet(44, residual=False, pooling=pooling, **core)
+
+
+@register_cifar(params=857_082, trainable=853_018, description="plain-56 for CIFAR (no shortcuts)")
+def plain56(*, pooling: str | None = None, **core: Unpack[CoreArgs]) -> ZooModel:
+    """Plain-56, Fig. 1's deeper net.
+
+    Higher training and test error than plain-20, where ResNet-56 beats ResNet-20.
+    """
+    return _cifar_resnet(56, residual=False, pooling=pooling, **core)
+
+
+@register_cifar(params=1_736_058, trainable=1_727_962, description="plain-110 for CIFAR (no shortcuts)")
+def plain110(*, pooling: str | None = None, **core: Unpack[CoreArgs]) -> ZooModel:
+    """Plain-110.
+
+    Its error stays above 60% (Fig. 6 leaves it out); a test of how deep a plain stack can go.
+    """
+    return _cifar_resnet(110, residual=False, pooling=pooling, **core)

@@ -23,12 +23,15 @@ stem maps 32 -> 31) -> (N, num_classes) logits.
 from __future__ import annotations
 
 from collections import OrderedDict
+from functools import partial
+from typing import Unpack
 
 import torch
 from torch import nn
 
 from cnnlab.errors import CnnlabError
-from cnnlab.models.base import ZooModel, backbone_head, check_top_options
+from cnnlab.models.base import CoreArgs, ZooModel, backbone_head, check_top_options
+from cnnlab.models.blocks import conv_bn_act
 from cnnlab.models.registry import register
 
 REFERENCE = "after K. Jordan, airbench (2024), arXiv:2404.00498; conv-BN-GELU 64/256/256 + max pooling"
@@ -36,12 +39,10 @@ BN_MOMENTUM = 0.4  # torch convention (airbench's 0.6); fast-moving statistics s
 WHITEN_KERNEL = 2
 
 
-def _conv(c_in: int, c_out: int, dirac: bool) -> nn.Conv2d:
-    conv = nn.Conv2d(c_in, c_out, 3, padding=1, bias=False)
-    if dirac:  # the first c_in filters pass their input through: a deep net that starts near shallow
-        with torch.no_grad():
-            nn.init.dirac_(conv.weight[: min(c_in, c_out)])
-    return conv
+def _dirac(conv: nn.Conv2d) -> None:
+    """The first c_in filters pass their input through: a deep net that starts near shallow."""
+    with torch.no_grad():
+        nn.init.dirac_(conv.weight[: min(conv.in_channels, conv.out_channels)])
 
 
 def _bn(c: int, scale: bool) -> nn.BatchNorm2d:
@@ -54,10 +55,15 @@ class ConvGroup(nn.Sequential):
     """conv -> max pool 2 -> BN -> GELU -> conv -> BN -> GELU: (N, C, H, W) -> (N, width, H/2, W/2)."""
 
     def __init__(self, c_in: int, width: int, bn_scale: bool = True, dirac: bool = False) -> None:
+        unit = partial(conv_bn_act, kernel_size=3, padding=1, norm=partial(_bn, scale=bn_scale), act=nn.GELU)
+        conv1, bn1, gelu1 = unit(c_in, width).values()
         super().__init__(OrderedDict(
-            conv1=_conv(c_in, width, dirac), pool1=nn.MaxPool2d(2), bn1=_bn(width, bn_scale), gelu1=nn.GELU(),
-            conv2=_conv(width, width, dirac), bn2=_bn(width, bn_scale), gelu2=nn.GELU(),
+            conv1=conv1, pool1=nn.MaxPool2d(2), bn1=bn1, gelu1=gelu1,  # airbench pools before the norm
+            **unit(width, width, names=("conv2", "bn2", "gelu2")),
         ))
+        if dirac:
+            _dirac(self.conv1)
+            _dirac(self.conv2)
 
 
 class ScaledLinear(nn.Linear):
@@ -72,19 +78,11 @@ class ScaledLinear(nn.Linear):
 
 
 @register(
-    input_shape=(32, 32, 3),
-    num_classes=10,
-    params=1_980_384,
-    trainable=1_978_016,
-    reference=REFERENCE,
-    min_size=8,
+    input_shape=(32, 32, 3), num_classes=10, min_size=8, params=1_980_384, trainable=1_978_016, reference=REFERENCE,
     description="fast CIFAR net for GPU speed runs: conv-BN-GELU groups 64/256/256 with max pooling",
 )
 def cifar_speedrun(
     *,
-    num_classes: int,
-    input_shape: tuple[int, int, int],
-    include_top: bool,
     widths: tuple[int, int, int] | list[int] = (64, 256, 256),
     stem: int = 32,
     whiten: bool = False,
@@ -92,19 +90,22 @@ def cifar_speedrun(
     dirac: bool = False,
     logit_scale: float = 1 / 8,
     pooling: str | None = None,
+    **core: Unpack[CoreArgs],
 ) -> ZooModel:
+    """The stem, three conv groups, global max pooling and the scaled dense layer (see the module's notes)."""
+    num_classes, include_top = core["num_classes"], core["include_top"]
     check_top_options(include_top, pooling)
     w1, w2, w3 = (int(w) for w in widths)
-    c = input_shape[2]
+    c = core["input_shape"][2]
+    names = ("conv", "bn", "gelu")
     if whiten:
         stem = 2 * c * WHITEN_KERNEL**2  # every eigen-direction of a patch, with both signs (GELU is one-sided)
-        conv = nn.Conv2d(c, stem, WHITEN_KERNEL, padding=0, bias=True)
-        nn.init.zeros_(conv.bias)
-        conv.weight.requires_grad_(False)
-        stem_layers = nn.Sequential(OrderedDict(conv=conv, gelu=nn.GELU()))
+        stem_layers = nn.Sequential(conv_bn_act(c, stem, WHITEN_KERNEL, bias=True, norm=None, act=nn.GELU, names=names))
+        nn.init.zeros_(stem_layers.conv.bias)
+        stem_layers.conv.weight.requires_grad_(False)
     else:
-        stem_layers = nn.Sequential(OrderedDict(
-            conv=nn.Conv2d(c, stem, 3, padding=1, bias=False), bn=_bn(stem, bn_scale), gelu=nn.GELU()))
+        norm = partial(_bn, scale=bn_scale)
+        stem_layers = nn.Sequential(conv_bn_act(c, stem, 3, padding=1, norm=norm, act=nn.GELU, names=names))
     features = nn.Sequential(OrderedDict(
         stem=stem_layers,
         group1=ConvGroup(stem, w1, bn_scale, dirac),

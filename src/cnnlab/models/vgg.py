@@ -11,21 +11,25 @@ VGG16 has 138,357,544 parameters and VGG19 143,667,240 (Keras and torchvision ag
 from __future__ import annotations
 
 from collections import OrderedDict
+from functools import partial
+from typing import Unpack
 
 from torch import nn
 
-from cnnlab.models.base import ZooModel, backbone_head, check_top_options
+from cnnlab.models.base import CoreArgs, ZooModel, backbone_head, check_top_options
+from cnnlab.models.blocks import conv_bn_act, init_conv_he
 from cnnlab.models.registry import TorchvisionMap, register
 from cnnlab.nn.core import BatchNorm
 
 M = "M"  # a 2x2 max pooling in a configuration
+# The paper's Table 1: the widths of the 3x3 convolutions, column by column.
 CONFIGS: dict[str, list[int | str]] = {
-    "vgg11": [64, M, 128, M, 256, 256, M, 512, 512, M, 512, 512, M],
-    "vgg13": [64, 64, M, 128, 128, M, 256, 256, M, 512, 512, M, 512, 512, M],
-    "vgg16": [64, 64, M, 128, 128, M, 256, 256, 256, M, 512, 512, 512, M, 512, 512, 512, M],
-    "vgg19": [64, 64, M, 128, 128, M, 256, 256, 256, 256, M, 512, 512, 512, 512, M, 512, 512, 512, 512, M],
+    "A": [64, M, 128, M, 256, 256, M, 512, 512, M, 512, 512, M],
+    "B": [64, 64, M, 128, 128, M, 256, 256, M, 512, 512, M, 512, 512, M],
+    "D": [64, 64, M, 128, 128, M, 256, 256, 256, M, 512, 512, 512, M, 512, 512, 512, M],
+    "E": [64, 64, M, 128, 128, M, 256, 256, 256, 256, M, 512, 512, 512, 512, M, 512, 512, 512, 512, M],
 }
-BN_EPS = 1e-5  # torchvision's VGG-BN, whose weights load by name
+BN = partial(BatchNorm, epsilon=1e-5)  # torchvision's VGG-BN, whose weights load by name
 REFERENCE = "Simonyan & Zisserman 2014, arXiv:1409.1556"
 
 
@@ -44,40 +48,18 @@ def _features(config: list[int | str], in_channels: int, batch_norm: bool) -> nn
             layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
             continue
         assert isinstance(item, int)
-        layers.append(nn.Conv2d(in_channels, item, kernel_size=3, padding=1))
-        if batch_norm:
-            layers.append(BatchNorm(item, epsilon=BN_EPS))
-        layers.append(nn.ReLU())
+        layers += conv_bn_act(in_channels, item, 3, padding=1, bias=True, norm=BN if batch_norm else None).values()
         in_channels = item
     return nn.Sequential(*layers)
 
 
-def _init(model: nn.Module) -> None:
-    # torchvision's initialisation.
-    for module in model.modules():
-        if isinstance(module, nn.Conv2d):
-            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-            nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.BatchNorm2d):
-            nn.init.ones_(module.weight)
-            nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.Linear):
-            nn.init.normal_(module.weight, 0, 0.01)
-            nn.init.zeros_(module.bias)
-
-
 def _vgg(
-    depth: str,
-    *,
-    num_classes: int,
-    input_shape: tuple[int, int, int],
-    include_top: bool,
-    batch_norm: bool,
-    dropout: float,
-    pooling: str | None,
+    config: str, *, batch_norm: bool, dropout: float, pooling: str | None,
+    num_classes: int, input_shape: tuple[int, int, int], include_top: bool,
 ) -> ZooModel:
+    """Configuration ``config`` of Table 1; torchvision's layout and initialisation."""
     check_top_options(include_top, pooling)
-    features = _features(CONFIGS[depth], input_shape[2], batch_norm)
+    features = _features(CONFIGS[config], input_shape[2], batch_norm)
     if include_top:
         head: nn.Module = nn.Sequential(
             OrderedDict(
@@ -97,54 +79,77 @@ def _vgg(
     else:
         head = backbone_head(pooling)
     model = ZooModel(features, head, num_features=512)
-    _init(model)
+    init_conv_he(model)
+    for module in model.modules():
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, 0, 0.01)
+            nn.init.zeros_(module.bias)
     return model
-
-
-def _make(depth: str, batch_norm: bool, params: int, trainable: int | None = None) -> None:
-    name = depth + ("_bn" if batch_norm else "")
-    label = depth.upper().replace("VGG", "VGG-") + (" with batch norm" if batch_norm else "")
-
-    @register(
-        name=name,
-        input_shape=(224, 224, 3),
-        num_classes=1000,
-        params=params,
-        trainable=trainable,
-        reference=REFERENCE,
-        min_size=32,
-        description=label,
-        torchvision=TORCHVISION,
-    )
-    def build(
-        *,
-        num_classes: int,
-        input_shape: tuple[int, int, int],
-        include_top: bool,
-        dropout: float = 0.5,
-        pooling: str | None = None,
-    ) -> ZooModel:
-        return _vgg(
-            depth,
-            num_classes=num_classes,
-            input_shape=input_shape,
-            include_top=include_top,
-            batch_norm=batch_norm,
-            dropout=dropout,
-            pooling=pooling,
-        )
-
-    build.__name__ = build.__qualname__ = name
-    build.__doc__ = f"{label}: {REFERENCE}."
 
 
 # Counts with 1000 classes; batch-norm variants add 4 weights per conv channel,
 # 2 of them (moving mean and variance) non-trainable.
-_make("vgg11", False, 132_863_336)
-_make("vgg13", False, 133_047_848)
-_make("vgg16", False, 138_357_544)
-_make("vgg19", False, 143_667_240)
-_make("vgg11", True, 132_874_344, 132_868_840)
-_make("vgg13", True, 133_059_624, 133_053_736)
-_make("vgg16", True, 138_374_440, 138_365_992)
-_make("vgg19", True, 143_689_256, 143_678_248)
+register_vgg = partial(
+    register, input_shape=(224, 224, 3), num_classes=1000, reference=REFERENCE, min_size=32, torchvision=TORCHVISION
+)
+
+
+@register_vgg(params=132_863_336, description="VGG-11")
+def vgg11(*, dropout: float = 0.5, pooling: str | None = None, **core: Unpack[CoreArgs]) -> ZooModel:
+    """VGG-11, configuration A of Table 1.
+
+    Eight convolutions in five stacks of 1, 1, 2, 2 and 2, then three dense layers.
+    """
+    return _vgg("A", batch_norm=False, dropout=dropout, pooling=pooling, **core)
+
+
+@register_vgg(params=133_047_848, description="VGG-13")
+def vgg13(*, dropout: float = 0.5, pooling: str | None = None, **core: Unpack[CoreArgs]) -> ZooModel:
+    """VGG-13, configuration B: A with a second convolution in each of the first two stacks."""
+    return _vgg("B", batch_norm=False, dropout=dropout, pooling=pooling, **core)
+
+
+@register_vgg(params=138_357_544, description="VGG-16")
+def vgg16(*, dropout: float = 0.5, pooling: str | None = None, **core: Unpack[CoreArgs]) -> ZooModel:
+    """VGG-16, configuration D: three convolutions in each of the last three stacks (13 in all).
+
+    138,357,544 parameters with 1000 classes, as Keras and torchvision count them.
+    """
+    return _vgg("D", batch_norm=False, dropout=dropout, pooling=pooling, **core)
+
+
+@register_vgg(params=143_667_240, description="VGG-19")
+def vgg19(*, dropout: float = 0.5, pooling: str | None = None, **core: Unpack[CoreArgs]) -> ZooModel:
+    """VGG-19, configuration E: four convolutions in each of the last three stacks (16 in all)."""
+    return _vgg("E", batch_norm=False, dropout=dropout, pooling=pooling, **core)
+
+
+@register_vgg(params=132_874_344, trainable=132_868_840, description="VGG-11 with batch norm")
+def vgg11_bn(*, dropout: float = 0.5, pooling: str | None = None, **core: Unpack[CoreArgs]) -> ZooModel:
+    """VGG-11 with a batch norm between each convolution and its ReLU.
+
+    Not in the paper (batch norm is Ioffe & Szegedy 2015, arXiv:1502.03167): torchvision's
+    variant, whose weights load by name.
+    """
+    return _vgg("A", batch_norm=True, dropout=dropout, pooling=pooling, **core)
+
+
+@register_vgg(params=133_059_624, trainable=133_053_736, description="VGG-13 with batch norm")
+def vgg13_bn(*, dropout: float = 0.5, pooling: str | None = None, **core: Unpack[CoreArgs]) -> ZooModel:
+    """VGG-13 with batch norm: 4 x 2,944 = 11,776 more weights than VGG-13 (one per conv channel each)."""
+    return _vgg("B", batch_norm=True, dropout=dropout, pooling=pooling, **core)
+
+
+@register_vgg(params=138_374_440, trainable=138_365_992, description="VGG-16 with batch norm")
+def vgg16_bn(*, dropout: float = 0.5, pooling: str | None = None, **core: Unpack[CoreArgs]) -> ZooModel:
+    """VGG-16 with batch norm.
+
+    Half of the 16,896 weights batch norm adds are moving statistics, hence non-trainable.
+    """
+    return _vgg("D", batch_norm=True, dropout=dropout, pooling=pooling, **core)
+
+
+@register_vgg(params=143_689_256, trainable=143_678_248, description="VGG-19 with batch norm")
+def vgg19_bn(*, dropout: float = 0.5, pooling: str | None = None, **core: Unpack[CoreArgs]) -> ZooModel:
+    """VGG-19 with batch norm, the deepest configuration: 16 conv, batch norm, ReLU units."""
+    return _vgg("E", batch_norm=True, dropout=dropout, pooling=pooling, **core)
