@@ -1,4 +1,4 @@
-"""Activations by Keras name, plus absolute rectification (seed 004) and Keras PReLU.
+"""Activations by Keras name, plus absolute rectification (the lecture notes) and Keras PReLU.
 
 Softmax acts on Keras's last axis, the channels: torch dim 1.
 """
@@ -18,7 +18,7 @@ from cnnlab.ops.limits import brief
 
 
 class AbsoluteRectification(nn.Module):
-    """g(z) = |z|: the rectifier with alpha = -1 (polarity-invariant features, seed 004)."""
+    """g(z) = |z|: the rectifier with alpha = -1 (polarity-invariant features, the lecture notes)."""
 
     _cnnlab_atomic = True
 

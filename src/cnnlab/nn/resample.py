@@ -1,4 +1,4 @@
-"""Upsampling: Keras UpSampling1D/2D (nearest, bilinear) and bed-of-nails (seed 001).
+"""Upsampling: Keras UpSampling1D/2D (nearest, bilinear) and bed-of-nails (the slides).
 
 Input channels-first. ``size`` is the integer factor per spatial axis; output
 ``(H*sH, W*sW)``. Keras 'bilinear' resizes with half-pixel centres and no

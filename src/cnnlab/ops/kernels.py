@@ -5,8 +5,8 @@ OpenCV: x runs along columns (left to right), y along rows (top to bottom), and
 the kernels are meant for cross-correlation (``correlate2d`` / ``cv2.filter2D``),
 e.g. ``correlate2d(img, sobel_x())`` equals ``cv2.Sobel(img, cv2.CV_64F, 1, 0)``.
 
-Sources: box, Gaussian 1-2-1 and sharpen from seed 001's slides; the Sobel pair
-and the 45-degree diagonal from seed 003 (``filtro_horizontal`` = :func:`sobel_y`,
+Sources: box, Gaussian 1-2-1 and sharpen from the slides; the Sobel pair
+and the 45-degree diagonal from the textbook chapter (``filtro_horizontal`` = :func:`sobel_y`,
 ``filtro_vertical`` = :func:`sobel_x`, ``filtro_diagonal`` = :func:`diagonal_45`).
 """
 
@@ -85,7 +85,7 @@ def gaussian(size: int = 5, sigma: float | None = None) -> np.ndarray:
 
 
 def gaussian_121(normalize: bool = False) -> np.ndarray:
-    """The notes' integer Gaussian [[1,2,1],[2,4,2],[1,2,1]] (seed 001); /16 if ``normalize``."""
+    """The notes' integer Gaussian [[1,2,1],[2,4,2],[1,2,1]] (the slides); /16 if ``normalize``."""
     weights = np.outer([1.0, 2.0, 1.0], [1.0, 2.0, 1.0])
     return weights / 16.0 if normalize else weights
 
@@ -99,27 +99,27 @@ def identity(size: int = 3) -> np.ndarray:
 
 
 def sharpen() -> np.ndarray:
-    """Sharpen (seed 001): [[0,-1,0],[-1,5,-1],[0,-1,0]] = identity + 4-neighbour edge boost."""
+    """Sharpen (the slides): [[0,-1,0],[-1,5,-1],[0,-1,0]] = identity + 4-neighbour edge boost."""
     return np.array([[0.0, -1.0, 0.0], [-1.0, 5.0, -1.0], [0.0, -1.0, 0.0]])
 
 
 def sobel_x() -> np.ndarray:
-    """Sobel d/dx, responds to vertical edges: [[-1,0,1],[-2,0,2],[-1,0,1]] (seed 003 filtro_vertical)."""
+    """Sobel d/dx, responds to vertical edges: [[-1,0,1],[-2,0,2],[-1,0,1]] (the textbook chapter's filtro_vertical)."""
     return np.array([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
 
 
 def sobel_y() -> np.ndarray:
-    """Sobel d/dy, responds to horizontal edges: [[-1,-2,-1],[0,0,0],[1,2,1]] (seed 003 filtro_horizontal)."""
+    """Sobel d/dy, responds to horizontal edges: [[-1,-2,-1],[0,0,0],[1,2,1]] (the textbook chapter's filtro_horizontal)."""
     return sobel_x().T.copy()
 
 
 def diagonal_45() -> np.ndarray:
-    """Diagonal edges (seed 003 filtro_diagonal): [[-1,-2,0],[-2,0,2],[0,2,1]], gradient towards bottom-right."""
+    """Diagonal edges (the textbook chapter's filtro_diagonal): [[-1,-2,0],[-2,0,2],[0,2,1]], gradient towards bottom-right."""
     return np.array([[-1.0, -2.0, 0.0], [-2.0, 0.0, 2.0], [0.0, 2.0, 1.0]])
 
 
 def diagonal_135() -> np.ndarray:
-    """The other diagonal: seed 003's kernel mirrored left-right, [[0,-2,-1],[2,0,-2],[1,2,0]]."""
+    """The other diagonal: the textbook chapter's kernel mirrored left-right, [[0,-2,-1],[2,0,-2],[1,2,0]]."""
     return diagonal_45()[:, ::-1].copy()
 
 
@@ -199,7 +199,7 @@ KERNELS: dict[str, tuple[Callable[[list[str], str], np.ndarray], str]] = {
     "sharpen": (lambda a, s: sharpen(), "sharpen"),
     "sobel-x": (lambda a, s: sobel_x(), "sobel-x  vertical edges"),
     "sobel-y": (lambda a, s: sobel_y(), "sobel-y  horizontal edges"),
-    "diagonal-45": (lambda a, s: diagonal_45(), "diagonal-45  seed 003 diagonal edges"),
+    "diagonal-45": (lambda a, s: diagonal_45(), "diagonal-45  the textbook chapter's diagonal edges"),
     "diagonal-135": (lambda a, s: diagonal_135(), "diagonal-135  the mirrored diagonal"),
     "laplacian-4": (lambda a, s: laplacian(4), "laplacian-4"),
     "laplacian-8": (lambda a, s: laplacian(8), "laplacian-8"),

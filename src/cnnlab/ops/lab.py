@@ -337,7 +337,7 @@ _DEMO_FILTERS = [
     ("sharpen", "sharpen"),
     ("sobel-x", "Sobel x: vertical edges"),
     ("sobel-y", "Sobel y: horizontal edges"),
-    ("diagonal-45", "seed 003's diagonal edges"),
+    ("diagonal-45", "the textbook chapter's diagonal edges"),
     ("laplacian-4", "Laplacian, 4 neighbours"),
     ("emboss", "emboss"),
 ]
@@ -375,13 +375,13 @@ def run_demo(out_dir: str | os.PathLike[str]) -> list[tuple[Path, str]]:
 
     report = "\n\n".join(
         [
-            "Seed 002: a 28x28 image and a 5x5 window give 24x24 (32 filters as in the practice net):",
+            "The Keras lab: a 28x28 image and a 5x5 window give 24x24 (32 filters as in the practice net):",
             shape_report("28x28x1", "5", filters=32),
             "Stride 2 with 'same' padding halves the size:",
             shape_report("28x28x1", "3", stride="2", padding="same", filters=16),
-            "Seed 000, exercise P.1: a 1x1xC kernel keeps height and width (valid and same):",
+            "The convolution notes, exercise P.1: a 1x1xC kernel keeps height and width (valid and same):",
             shape_report("32x24x3", "1", padding="valid"),
-            "Seed 000, exercise P.2: a kernel as large as the image gives 1x1 (valid) or keeps the size (same):",
+            "The convolution notes, exercise P.2: a kernel as large as the image gives 1x1 (valid) or keeps the size (same):",
             shape_report("32x24x3", "32x24", padding="valid"),
             shape_report("32x24x3", "32x24", padding="same"),
         ]
