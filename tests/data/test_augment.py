@@ -123,3 +123,24 @@ def test_from_config_errors_name_the_option():
     with pytest.raises(CnnlabError, match="rotation_range"):
         Augment.from_config({"rotation_range": -5})
     assert Augment.from_config(Augment(rotation_range=5).config()).config() == Augment(rotation_range=5).config()
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"cval": "abc"}, r"^cval: must be a number from 0 to 255 \(Keras units\), got 'abc'"),
+    ({"cval": 300}, r"^cval: must be a number from 0 to 255"),
+    ({"horizontal_flip": "yes"}, r"^horizontal_flip: must be true or false, got 'yes'"),
+    ({"fill_mode": ["nearest"]}, r"^fill_mode: unknown fill_mode \['nearest'\]"),
+    ({"rotation_range": float("inf")}, r"^rotation_range: must be a number >= 0, got inf"),
+    ({"zoom_range": [0.8, float("nan")]}, r"^zoom_range: must be a number or \[low, high\]"),
+    ({"crop_padding": 10**9}, r"^crop_padding: must be a whole number of pixels from 0 to 256"),
+    ({"rescale": float("nan")}, r"^rescale: must be a positive number"),
+])
+def test_augment_values_are_checked_before_use(options, message):
+    with pytest.raises(CnnlabError, match=message):
+        Augment.from_config(options)
+
+
+def test_augment_config_must_be_a_mapping():
+    with pytest.raises(CnnlabError, match=r"^augment: must be a mapping of options, got \[1, 2\]"):
+        Augment.from_config([1, 2])
+    assert Augment.from_config({"horizontal_flip": 1}).horizontal_flip is True

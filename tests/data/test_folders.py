@@ -156,7 +156,9 @@ def test_no_warning_for_a_clean_folder(tmp_path: Path, kit):
     kit.make_class_folder(tmp_path, {"a": 2, "b": 2})
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        open_dataset(str(tmp_path))
+        imageset = open_dataset(str(tmp_path))
+    assert imageset.classes == ["a", "b"] and imageset.targets.tolist() == [0, 0, 1, 1]
+    assert imageset.skipped == [] and imageset.empty_classes == []
 
 
 def test_bomb_between_one_and_two_times_the_limit_is_skipped_without_touching_warning_filters(tmp_path, kit,
@@ -175,3 +177,38 @@ def test_bomb_between_one_and_two_times_the_limit_is_skipped_without_touching_wa
         imageset = open_dataset(str(tmp_path), image_size=(4, 4))
     assert imageset.skipped == [("a/big.png", dec.BOMB)] and imageset.files == ["a/ok.png"]
     assert w.filters == filters
+
+
+def test_a_csv_field_over_the_csv_limit_names_the_line(tmp_path):
+    from cnnlab.data.csvset import load_csv
+
+    table = tmp_path / "t.csv"
+    table.write_text("path,target\na.png,1\nb.png," + "7" * 200_000 + "\n")
+    with pytest.raises(CnnlabError, match=r"t\.csv: line 3 is not a CSV row \(field larger than field limit"):
+        load_csv(table)
+    table.write_text("path,target\n" + "p" * 5000 + ",1\n")
+    with pytest.raises(CnnlabError, match=r"t\.csv: line 2 has a field of 5000 characters"):
+        load_csv(table)
+
+
+def test_a_tar_that_is_not_one_is_one_short_line(tmp_path):
+    from cnnlab.data.folders import load_tar
+
+    archive = tmp_path / "x.tar.gz"
+    archive.write_bytes(b"\x1f\x8b garbage " * 20)
+    with pytest.raises(CnnlabError) as error:
+        load_tar(archive)
+    assert str(error.value) == (f"{archive}: cannot read the archive (not a tar / tar.gz archive, or a damaged one) "
+                                "Fix: check the file is a complete .tar / .tar.gz, or extract it and give the folder")
+
+
+def test_decode_turns_every_failure_into_a_reason(tmp_path):
+    from cnnlab.data import decode as dec
+
+    for source, reason in [("bad\0name.png", dec.UNREADABLE), (str(tmp_path / ("n" * 300)), dec.UNREADABLE),
+                           (b"GIF89a" + b"\0" * 20, dec.NOT_AN_IMAGE)]:
+        with pytest.raises(dec.BadImage) as bad:
+            dec.decode_image(source)
+        assert bad.value.reason == reason
+    with pytest.raises(CnnlabError, match=r"^channels: channels must be 1 or 3, got 2"):
+        dec.decode_image(b"x", channels=2)

@@ -144,3 +144,49 @@ def test_cuda_batches_equal_cpu_batches():
         assert xg.device.type == "cuda" and yg.device.type == "cuda"
         assert torch.equal(yc, yg.cpu()) and torch.equal(yg, yh)
         assert torch.allclose(xc, xg.cpu(), atol=1e-4) and torch.equal(xg, xh)
+
+
+def _labelled(targets: list[int], classes: list[str]) -> ImageSet:
+    n = len(targets)
+    return ImageSet(data=np.zeros((n, 2, 2, 1), np.uint8), targets=np.asarray(targets, np.int64), classes=classes,
+                    task="classification", files=[f"{classes[t]}/{i}.png" for i, t in enumerate(targets)])
+
+
+def test_a_saved_split_that_leaves_a_class_without_training_images_is_refused():
+    imageset = _labelled([0, 0, 0, 1, 1], ["a", "b"])
+    record = {"version": 1, "fraction": 0.5, "seed": 0, "n": 5, "task": "classification",
+              "val_files": ["b/3.png", "b/4.png"]}  # every 'b' image in validation
+    with pytest.raises(CnnlabError, match=r"^validation split: the split leaves class\(es\) b with no training image"):
+        apply_split(imageset, record)
+    record["val_files"] = [f"{c}/{i}.png" for i, c in enumerate("aaabb")]
+    with pytest.raises(CnnlabError, match="leaves no training image"):
+        apply_split(imageset, record)
+    bad = {"version": 1, "n": 5, "val_indices": [0, 7]}
+    with pytest.raises(CnnlabError, match=r"'val_indices' must be positions 0 \.\. 4"):
+        apply_split(ImageSet(data=imageset.data, targets=imageset.targets, classes=["a", "b"], task="classification"),
+                    bad)
+    train, val = apply_split(imageset, {**record, "val_files": ["a/0.png", "b/3.png"]})
+    assert train.targets.tolist() == [0, 0, 1] and val.targets.tolist() == [0, 1]
+
+
+def test_split_arguments_are_checked():
+    imageset = _labelled([0, 0, 1, 1], ["a", "b"])
+    with pytest.raises(CnnlabError, match="^validation_split: validation fraction must be between 0 and 1"):
+        split_train_val(imageset, "0.2", 0)
+    with pytest.raises(CnnlabError, match="^seed: must be a whole number"):
+        split_train_val(imageset, 0.5, -3)
+
+
+def test_a_set_opened_with_another_sets_classes_keeps_their_indices(tmp_path):
+    from PIL import Image
+
+    for name in ("a", "c"):
+        (tmp_path / "val" / name).mkdir(parents=True)
+        Image.fromarray(np.full((4, 4, 3), 9, np.uint8)).save(tmp_path / "val" / name / "0.png")
+    val = open_dataset(str(tmp_path / "val"), classes=["a", "b", "c"])
+    assert val.classes == ["a", "b", "c"] and val.targets.tolist() == [0, 2]
+    own = open_dataset(str(tmp_path / "val"))
+    assert own.classes == ["a", "c"] and own.targets.tolist() == [0, 1]
+    with pytest.raises(CnnlabError, match=r"has class\(es\) the training set lacks: c Fix: use only the training "
+                                          r"set's classes \(a, b\)"):
+        open_dataset(str(tmp_path / "val"), classes=["a", "b"])

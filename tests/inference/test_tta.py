@@ -58,26 +58,24 @@ def test_unknown_mode_is_a_user_error():
 
 
 def test_evaluate_model_with_flip_counts_the_mirrored_mean():
-    # A "model" that looks at the left half only: class 1 when it is brighter than the right half.
-    rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, (40, 4, 6, 1), dtype=np.uint8)
-    targets = rng.integers(0, 2, 40)
+    # A "model" on 1x2 images that weighs the left pixel 4x the right: logit(b) = 8 l + 2 r - 4, logit(a) = 0.
+    # (l, r) = (1, 0): 4 plain, -2 mirrored -> mean 1 > 0: b either way. (0, 1): -2 plain (a, wrong),
+    # mean 1 with its mirror (b, right). No image sits on a tie: argmax never decides by index.
+    images = np.asarray([[255, 255], [255, 0], [0, 255], [0, 0]], dtype=np.uint8).reshape(4, 1, 2, 1)
+    targets = np.asarray([1, 1, 1, 0])
     imageset = ImageSet(data=images, targets=targets, classes=["a", "b"], task="classification", name="toy")
 
-    class LeftHalf(nn.Module):
+    class LeftWeighted(nn.Module):
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            d = x[..., :3].mean((1, 2, 3)) - x[..., 3:].mean((1, 2, 3))
-            return torch.stack([-d, d], 1) * 10
+            z = 8 * x[:, 0, 0, 0] + 2 * x[:, 0, 0, 1] - 4
+            return torch.stack([torch.zeros_like(z), z], 1)
 
-    pre = {"image_size": [4, 6], "channels": 1, "scale": 1 / 255, "mean": None, "std": None}
-    model = LoadedModel(LeftHalf(), {"preprocessing": pre, "output": {"activation": "linear", "in_model": False,
-                                                                     "units": 2}, "classes": ["a", "b"]}, None)
-    x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
-    probs = model.predict_tensor(x)
-    mean = (probs + model.predict_tensor(x.flip(-1))) / 2
+    pre = {"image_size": [1, 2], "channels": 1, "scale": 1 / 255, "mean": None, "std": None}
+    model = LoadedModel(LeftWeighted(), {"preprocessing": pre, "output": {"activation": "linear", "in_model": False,
+                                                                         "units": 2}, "classes": ["a", "b"]}, None)
     plain, flipped = evaluate_model(model, imageset, batch_size=16), evaluate_model(model, imageset, tta="flip")
-    assert plain["accuracy"] == pytest.approx(float((probs.argmax(1).numpy() == targets).mean()))
-    assert flipped["accuracy"] == pytest.approx(float((mean.argmax(1).numpy() == targets).mean()))
+    assert plain["accuracy"] == pytest.approx(0.75) and plain["confusion_matrix"] == [[1, 0], [1, 2]]
+    assert flipped["accuracy"] == pytest.approx(1.0) and flipped["confusion_matrix"] == [[1, 0], [0, 3]]
     assert flipped["tta"] == "flip" and plain["tta"] == "none"
     with pytest.raises(CnnlabError, match="tta|test-time"):
         evaluate_model(model, imageset, tta="mirror")

@@ -45,7 +45,16 @@ def test_whitened_model_shapes_frozen_stem_and_init():
     assert stem.weight.shape == (24, 3, 2, 2) and not stem.weight.requires_grad and stem.bias.requires_grad
     images = correlated_images(16).float()
     init_whitening(model, images)
-    assert torch.allclose(stem.weight, whitening_filters(images))
+    # What the stem now does, checked on its own outputs: the first 12 filters whiten the 2x2 patches
+    # (second moment diag(l / (l + eps)): 0 off the diagonal, at most 1 on it, ~1 for the strong
+    # directions), the last 12 are their negatives.
+    w = stem.weight.detach().double()
+    assert torch.equal(w[12:], -w[:12])
+    flat = F.conv2d(images.double(), w[:12]).permute(1, 0, 2, 3).reshape(12, -1)
+    moment = flat @ flat.T / flat.shape[1]
+    diag = torch.diagonal(moment)
+    assert (moment - torch.diag(diag)).abs().max() < 1e-3
+    assert (diag <= 1 + 1e-4).all() and diag[0] > 0.999 and (diag[:-1] >= diag[1:] - 1e-4).all()
     model.eval()
     x = torch.randn(2, 3, 32, 32)
     assert model.features(x).shape == (2, 256, 3, 3)  # 32 -> 31 (2x2, no padding) -> 15 -> 7 -> 3

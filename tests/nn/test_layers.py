@@ -177,4 +177,7 @@ def test_fans_match_kerass_for_torch_layouts():
     assert fans((7,)) == (7, 7)
     w = torch.empty(64, 32, 3, 3)
     cnn.initialize(w, "he_uniform", generator=torch.Generator().manual_seed(0))
-    assert w.abs().max() <= (6 / (32 * 9)) ** 0.5
+    bound = (6 / (32 * 9)) ** 0.5  # He uniform: U(-b, b), b = sqrt(6 / fan_in), variance b^2 / 3 = 2 / fan_in
+    assert w.abs().max() <= bound and w.abs().max() > 0.99 * bound
+    assert abs(float(w.mean())) < 0.01 * bound  # 18,432 draws: the mean's std is 0.004 b
+    assert float(w.var()) == pytest.approx(2 / (32 * 9), rel=0.03)  # the variance's std is 0.7 %

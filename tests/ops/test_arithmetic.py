@@ -16,8 +16,12 @@ from cnnlab.ops import correlate1d, correlate2d, explain_output_size, output_siz
 GRID = list(itertools.product(range(1, 41), range(1, 8), range(1, 5), range(0, 4), range(1, 4)))  # I, K, S, P, D
 
 
-def test_grid_is_the_issue_grid():
-    assert len(GRID) == 40 * 7 * 4 * 4 * 3
+def test_output_size_matches_the_course_notes_worked_values():
+    # The lab's 28x28 input with a 5x5 window -> 24x24; the textbook chapter's "same" 3x3 on 28 -> 28;
+    # stride 2 on 28 with a 5x5 kernel and no padding -> floor(23 / 2) + 1 = 12; dilation 2 makes a 3x3 act as 5x5.
+    assert [output_size(28, 5), output_size(28, 3, 1, 1), output_size(28, 5, 2), output_size(28, 3, 1, 0, 2)] == \
+        [24, 28, 12, 24]
+    assert GRID[0] == (1, 1, 1, 0, 1) and GRID[-1] == (40, 7, 4, 3, 3)  # the grid below runs from end to end
 
 
 def test_output_size_agrees_with_torch_conv1d_everywhere():

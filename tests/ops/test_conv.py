@@ -212,6 +212,18 @@ def test_torch_in_gives_torch_out_with_gradients():
     np.testing.assert_allclose(out.detach().numpy(), expected, atol=1e-12)
     out.sum().backward()
     assert image.grad is not None and image.grad.shape == image.shape
+    # 'valid', stride 1: d(sum out)/d x[i, j] is the sum of the kernel taps K[m, n] that ever
+    # multiply x[i, j], i.e. those with 0 <= i - m < out_h and 0 <= j - n < out_w (worked by hand).
+    x = torch.rand(5, 6, dtype=torch.float64, requires_grad=True)
+    k = torch.arange(1.0, 7.0, dtype=torch.float64).reshape(2, 3)
+    correlate2d(x, k, padding="valid").sum().backward()
+    expected = np.zeros((5, 6))
+    for i in range(5):
+        for j in range(6):
+            expected[i, j] = sum(float(k[m, n]) for m in range(2) for n in range(3)
+                                 if 0 <= i - m < 4 and 0 <= j - n < 4)
+    np.testing.assert_allclose(x.grad.numpy(), expected, atol=1e-12)
+    assert expected[0, 0] == 1 and expected[2, 2] == 21 and expected[4, 5] == 6
 
 
 def test_torch_float32_stays_float32():

@@ -63,7 +63,10 @@ def test_bilevel_and_cmyk(tmp_path):
     Image.fromarray(GRAY > 128).save(tmp_path / "b.png")
     np.testing.assert_array_equal(read_image(tmp_path / "b.png"), (GRAY > 128).astype(np.float32))
     Image.fromarray(RGB).convert("CMYK").save(tmp_path / "c.tif")
-    assert read_image(tmp_path / "c.tif").shape == (5, 7, 3)
+    # Pillow's RGB -> CMYK is C = 255 - R, ... with K = 0, and back exactly: the colours survive.
+    cmyk = read_image(tmp_path / "c.tif")
+    assert cmyk.shape == (5, 7, 3)
+    np.testing.assert_allclose(cmyk, RGB / 255.0, atol=1e-6)
 
 
 def test_exif_orientation_is_applied(tmp_path):

@@ -128,5 +128,15 @@ def test_yaml_and_json_syntax_errors_name_line_and_column(tmp_path):
         load_spec(tmp_path / "absent.yaml")
 
 
-def test_spec_errors_are_cnnlab_errors():
-    assert issubclass(SpecError, CnnlabError)
+def test_spec_errors_are_cnnlab_errors(tmp_path, capsys):
+    from cnnlab.cli import main
+
+    spec = tmp_path / "m.yaml"
+    spec.write_text("input_shape: [8, 8, 1]\nlayers:\n  - {type: Conv2D, filters: 2, kernel_size: 3, strides: 0}\n")
+    with pytest.raises(CnnlabError) as caught:  # caught as the one error type users see
+        build(load_spec(spec))
+    assert isinstance(caught.value, SpecError)
+    assert str(caught.value).startswith(f"{spec}:3: layers[0] 'conv2d' (Conv2D), field 'strides'")
+    assert main(["summary", str(spec)]) == 2  # and the CLI prints it as one line, exit 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: {caught.value}"] and " Fix: " in err[0]

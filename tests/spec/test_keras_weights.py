@@ -23,7 +23,11 @@ def test_conv_kernel_maps_to_torch_layout_and_flatten_dense_line_up():
 
 
 def test_prelu_alpha_moves_channels_first():
-    assert keras_to_torch("PReLU", "weight", np.zeros((5, 6, 3))).shape == (3, 5, 6)
+    alpha = np.arange(90, dtype=np.float32).reshape(5, 6, 3)  # Keras (H, W, C), every value distinct
+    moved = keras_to_torch("PReLU", "weight", alpha)
+    assert tuple(moved.shape) == (3, 5, 6)
+    assert float(moved[2, 4, 1]) == alpha[4, 1, 2] == 77 and float(moved[1, 0, 3]) == alpha[0, 3, 1] == 10
+    assert np.array_equal(np.asarray(moved), alpha.transpose(2, 0, 1))
 
 
 def test_wrong_layer_count_or_shape_is_refused():

@@ -50,7 +50,10 @@ def test_train_evaluate_predict_on_a_folder(tmp_path, capsys):
     assert main(["evaluate", str(out), str(data), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["images"] == 24 and result["classes"] == ["bright", "dark"]
-    assert np.asarray(result["confusion_matrix"]).sum() == 24
+    matrix = np.asarray(result["confusion_matrix"])
+    assert matrix.sum() == 24 and matrix.sum(1).tolist() == [12, 12]  # rows: the true classes
+    assert result["accuracy"] == pytest.approx(np.trace(matrix) / 24)
+    assert result["accuracy"] >= 0.9  # bright (~200) vs dark (~40) images: nearly all right after 3 epochs
     assert result["top1_error"] == pytest.approx(1 - result["accuracy"])
     assert Path(result["confusion_png"]).read_bytes()[:4] == b"\x89PNG"
     assert main(["evaluate", str(out), str(data), "--json", "--tta", "flip"]) == 0
@@ -102,6 +105,7 @@ def test_a_refused_command_prints_no_traceback_in_a_real_process(tmp_path):
 
 def test_data_option_is_where_train_and_evaluate_look_for_built_in_sets(tmp_path, capsys):
     root = tmp_path / "elsewhere"
+    root.mkdir()
     assert main(["train", "mnist", "--data", str(root), "-q", "--out", str(tmp_path / "run")]) == 2
     message = capsys.readouterr().err
     assert f"{root / 'mnist'}" in message and "train-images-idx3-ubyte.gz" in message

@@ -175,3 +175,30 @@ def test_resume_without_state_is_a_user_error(tmp_path):
     train, _ = loaders()
     with pytest.raises(CnnlabError, match="no training state"):
         make_trainer(toy_model(), run_dir=tmp_path).fit(train, epochs=1, resume=True)
+
+
+def test_api_arguments_are_checked_by_errors_not_asserts(tmp_path):
+    from cnnlab.train.state import seed_everything
+
+    model = nn.Sequential(nn.Flatten(), nn.Linear(4, 2))
+    trainer = Trainer(model, make_loss("cce"), make_optimizer("sgd", model.parameters(), lr=0.1), device="cpu",
+                      verbose=0)
+    with pytest.raises(CnnlabError, match=r"^Trainer.save_bundle: the model's output head is not known yet"):
+        trainer.save_bundle(tmp_path / "b")
+    with pytest.raises(CnnlabError, match=r"^Trainer\(run_dir=...\): resume needs the run folder"):
+        trainer.fit(TensorLoader(torch.zeros(4, 1, 2, 2), torch.zeros(4, dtype=torch.long), 2), epochs=1, resume=True)
+    with pytest.raises(CnnlabError, match=r"^seed: must be a whole number from 0 to 4294967295, got 4294967296"):
+        seed_everything(2**32)
+
+
+@pytest.mark.parametrize(("device", "message"), [
+    ("gpu", "unknown device 'gpu'"), ("", "unknown device ''"), ("cpu:1", "unknown device 'cpu:1'"),
+    (3, "must be a device name, got 3"),
+])
+def test_resolve_device_names_the_valid_values(device, message):
+    from cnnlab.train.trainer import resolve_device
+
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert resolve_device(" CPU ") == torch.device("cpu")
+    with pytest.raises(CnnlabError, match=rf"^--device: {message}.* Fix: use auto, cpu, cuda, cuda:N"):
+        resolve_device(device, where="--device")

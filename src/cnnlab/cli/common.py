@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, shorten
 
 
 def parse_shape(text: str) -> tuple[int, ...]:
@@ -21,16 +21,20 @@ def augment_options(items: list[str] | None) -> dict | None:
 
     import yaml
 
+    from cnnlab.files import path_kind
+
     if not items:
         return None
     options: dict = {}
     for item in items:
         key, sep, value = item.partition("=")
-        if not sep and Path(item).is_file():
+        if not sep and path_kind(item, where=f"--augment {item}") == "file":
             try:
                 loaded = yaml.safe_load(Path(item).read_text(encoding="utf-8"))
-            except (OSError, yaml.YAMLError) as error:
-                raise CnnlabError(f"cannot read it ({error})", where=item, fix="give a YAML or JSON mapping") from None
+            except (OSError, yaml.YAMLError, UnicodeDecodeError, RecursionError) as error:
+                reason = "nested too deeply" if isinstance(error, RecursionError) else shorten(str(error), 120)
+                raise CnnlabError(f"cannot read it ({reason})", where=item,
+                                  fix="give a UTF-8 YAML or JSON mapping of augmentation options") from None
             loaded = loaded.get("augment", loaded) if isinstance(loaded, dict) else loaded
             if not isinstance(loaded, dict):
                 raise CnnlabError("is not a mapping of augmentation options", where=item,
@@ -38,10 +42,11 @@ def augment_options(items: list[str] | None) -> dict | None:
             options.update(loaded)
             continue
         if not sep or not key.strip():
-            raise CnnlabError(f"{item!r} is not KEY=VALUE", where="--augment",
+            raise CnnlabError(f"{shorten(repr(item))} is neither KEY=VALUE nor a file", where="--augment",
                               fix="e.g. --augment rotation_range=20 --augment horizontal_flip=true")
         try:
             options[key.strip()] = yaml.safe_load(value)
-        except yaml.YAMLError:
-            raise CnnlabError(f"cannot read the value of {key!r}", where="--augment", fix="e.g. zoom_range=[0.8,1.2]") from None
+        except (yaml.YAMLError, RecursionError):
+            raise CnnlabError(f"cannot read the value of {shorten(repr(key))}", where="--augment",
+                              fix="e.g. zoom_range=[0.8,1.2]") from None
     return options

@@ -7,8 +7,6 @@ from typing import Annotated, Optional
 import typer
 
 from cnnlab.cli.app import app
-from cnnlab.errors import CnnlabError
-
 from cnnlab.cli.common import augment_options
 
 data_app = typer.Typer(help="Data sets: inspect a folder, CSV or built-in set; download built-in sets.",
@@ -21,7 +19,7 @@ def data_inspect_command(
     source: Annotated[str, typer.Argument(help="Built-in set (shapes, mnist, ...), image folder, .tar.gz or CSV.")],
     split: Annotated[str, typer.Option(help="train, test or val.")] = "train",
     data: Annotated[Optional[str], typer.Option("--data", help="Data root (default $CNNLAB_DATA or ~/.cache/cnnlab).")] = None,
-    out: Annotated[Optional[str], typer.Option(help="Folder for samples.png / augmented.png (default inspect-NAME).")] = None,
+    out: Annotated[Optional[str], typer.Option(help="Write samples.png (and augmented.png with --augment) into this folder; without it nothing is written.")] = None,
     per_class: Annotated[int, typer.Option("--per-class", min=1, max=32, help="Samples per class in the grid.")] = 8,
     augment: Annotated[Optional[list[str]], typer.Option(help="KEY=VALUE (Keras names) or a YAML file; repeatable: also writes augmented.png.")] = None,
     seed: Annotated[int, typer.Option(help="Seed for the samples shown.")] = 0,
@@ -29,8 +27,6 @@ def data_inspect_command(
 ) -> None:
     """Classes, counts (imbalance flagged), image sizes and modes, skipped files, and PNG grids of samples."""
     import json
-    import re
-    from pathlib import Path
 
     from cnnlab.data.inspect import inspect_dataset
 
@@ -39,8 +35,7 @@ def data_inspect_command(
         from cnnlab.data.augment import Augment
 
         Augment.from_config(options)  # bad options fail before the data set is read
-    folder = out or f"inspect-{re.sub(r'[^A-Za-z0-9._-]+', '_', Path(source).name or source)}"
-    report = inspect_dataset(source, split=split, root=data, out=folder, per_class=per_class, augment=options, seed=seed,
+    report = inspect_dataset(source, split=split, root=data, out=out, per_class=per_class, augment=options, seed=seed,
                              progress=not as_json)
     if as_json:
         typer.echo(json.dumps(report, indent=2))
@@ -80,9 +75,12 @@ def _print_inspect(report: dict) -> None:
         console.print(table)
         if len(report["skipped"]) > 50:
             console.print(f"... and {len(report['skipped']) - 50} more (see --json)")
-    for key in ("samples_png", "augmented_png"):
-        if key in report:
-            console.print(f"wrote {report[key]}")
+    written = [report[key] for key in ("samples_png", "augmented_png") if key in report]
+    for path in written:
+        console.print(f"wrote {path}", markup=False)
+    if not written:
+        console.print("no files written: add --out DIR for a grid of samples per class (and of augmented "
+                      "images with --augment)", markup=False)
 
 
 @data_app.command("download")
@@ -94,7 +92,7 @@ def data_download_command(
     from cnnlab.data.remote import download
     from cnnlab.data.roots import data_root
 
-    for path in download(name.lower(), data_root(data) / name.lower()):
+    for path in download(name.lower(), data_root(data, create=True) / name.lower()):
         typer.echo(f"ok {path}")
 
 

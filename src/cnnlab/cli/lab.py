@@ -73,7 +73,7 @@ def shape_command(
 
 @app.command("demo")
 def demo_command(
-    out: Annotated[str, typer.Option("--out", help="Folder to write the demo files to.")] = "lab-demo",
+    out: Annotated[str, typer.Option("--out", help="Folder to write the demo files to (e.g. lab-demo).")],
 ) -> None:
     """A short convolution lab on a picture made in code: filters, a template match, output shapes."""
     from cnnlab.ops.lab import run_demo

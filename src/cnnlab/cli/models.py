@@ -37,11 +37,9 @@ def summary_command(
     from cnnlab.spec import SpecError, load_spec, summary
 
     shape = parse_shape(input_shape) if input_shape else None
-    try:
-        is_file = Path(spec).is_file()
-    except OSError:  # a name too long for the file system: load_spec says so
-        is_file = True
-    target = load_spec(spec) if is_file else _zoo_model(spec, shape)
+    from cnnlab.files import path_kind
+
+    target = load_spec(spec) if path_kind(spec, where=spec) == "file" else _zoo_model(spec, shape)
     try:
         result = summary(target, input_shape=shape)
     except SpecError as error:

@@ -39,11 +39,11 @@ def train_command(
     label_smoothing: Annotated[Optional[float], typer.Option("--label-smoothing")] = None,
     val_split: Annotated[Optional[float], typer.Option("--val-split", help="Validation fraction (0 = none).")] = None,
     augment: Annotated[Optional[list[str]], typer.Option(help="KEY=VALUE, Keras ImageDataGenerator names; repeatable.")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Random seed.")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Random seed, 0 .. 4294967295.")] = None,
     out: Annotated[Optional[str], typer.Option(help="Run folder (default runs/DATA-MODEL).")] = None,
     resume: Annotated[Optional[str], typer.Option(help="Continue the run in this folder.")] = None,
     config: Annotated[Optional[str], typer.Option(help="Experiment file (YAML/JSON); flags override it.")] = None,
-    device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda, cuda:1 ...")] = None,
+    device: Annotated[Optional[str], typer.Option(help="auto (CUDA when there is a GPU), cpu, cuda, cuda:N or mps.")] = None,
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the model.")] = False,
     precision: Annotated[Optional[str], typer.Option(help="auto (bf16 autocast on CUDA and on CPUs with AVX-512 BF16 / AMX, else fp32), fp32 or bf16.")] = None,
     checkpoint_every: Annotated[Optional[int], typer.Option("--checkpoint-every", help="Steps between mid-epoch states.")] = None,
@@ -91,11 +91,17 @@ def evaluate_command(
     from cnnlab.inference import load
     from cnnlab.inference.evaluate import evaluate_model, save_confusion_png
 
+    from cnnlab.files import check_output
+
+    if png is not None:
+        check_output(png, "file", where=f"--png {png}")  # before the evaluation, not after it
     loaded = load(model)
-    pre = loaded.preprocessing
+    pre = loaded.require_preprocessing()
     chosen = split or ("test" if "test" in available_splits(data, root=data_root) else "train")
+    # The model's class list labels the data: a test folder that lacks a class keeps every index right.
     imageset = open_dataset(data, split=chosen, root=data_root, image_size=tuple(pre["image_size"]), channels=int(pre["channels"]),
-                            task=loaded.task)
+                            task="regression" if loaded.task == "regression" else "classification",
+                            classes=loaded.classes if loaded.task != "regression" else None)
     result = evaluate_model(loaded, imageset, tta=tta)
     result["data"], result["split"] = data, chosen
     if loaded.task != "regression":

@@ -36,6 +36,8 @@ with fixed parameters).
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -43,7 +45,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, shorten
 
 _FILL = {"nearest": "border", "constant": "zeros", "reflect": "reflection"}
 KERAS_NAMES = (
@@ -53,19 +55,29 @@ KERAS_NAMES = (
 EXTRA_NAMES = ("crop_padding",)
 
 
+# The padded batch is (2p + H) x (2p + W): a bound keeps a typo from asking for terabytes.
+MAX_CROP_PADDING = 256
+
+
+def _is_number(value: Any) -> bool:
+    """A finite int or float (not a bool, not NaN or infinity)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _pair(value: Any, name: str, *, around_one: bool) -> tuple[float, float]:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
+    if _is_number(value):
         value = float(value)
         if value < 0:
             raise CnnlabError(f"must be >= 0, got {value}", where=name, fix="use a non-negative number")
         return (1.0 - value, 1.0 + value) if around_one else (value, value)
-    if isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, (int, float)) for v in value):
+    if isinstance(value, (list, tuple)) and len(value) == 2 and all(_is_number(v) for v in value):
         lo, hi = float(value[0]), float(value[1])
         if not 0 <= lo <= hi:
             raise CnnlabError(f"must be [low, high] with 0 <= low <= high, got {list(value)}", where=name,
                               fix="e.g. [0.8, 1.2]")
         return lo, hi
-    raise CnnlabError(f"must be a number or [low, high], got {value!r}", where=name, fix="e.g. 0.2 or [0.8, 1.2]")
+    raise CnnlabError(f"must be a number or [low, high], got {shorten(repr(value))}", where=name,
+                      fix="e.g. 0.2 or [0.8, 1.2]")
 
 
 class Augment(nn.Module):
@@ -90,18 +102,27 @@ class Augment(nn.Module):
         super().__init__()
         for name, value in (("rotation_range", rotation_range), ("width_shift_range", width_shift_range),
                             ("height_shift_range", height_shift_range), ("shear_range", shear_range)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise CnnlabError(f"must be a number >= 0, got {value!r}", where=name, fix="e.g. 10 or 0.1")
-        if fill_mode not in _FILL:
-            raise CnnlabError(f"unknown fill_mode {fill_mode!r}", where="fill_mode",
+            if not _is_number(value) or value < 0:
+                raise CnnlabError(f"must be a number >= 0, got {shorten(repr(value))}", where=name, fix="e.g. 10 or 0.1")
+        for name, value in (("horizontal_flip", horizontal_flip), ("vertical_flip", vertical_flip)):
+            if not (isinstance(value, bool) or (isinstance(value, int) and value in (0, 1))):
+                raise CnnlabError(f"must be true or false, got {shorten(repr(value))}", where=name,
+                                  fix=f"e.g. --augment {name}=true")
+        if not _is_number(cval) or not 0 <= cval <= 255:
+            raise CnnlabError(f"must be a number from 0 to 255 (Keras units), got {shorten(repr(cval))}", where="cval",
+                              fix="e.g. --augment fill_mode=constant --augment cval=0")
+        if not isinstance(fill_mode, str) or fill_mode not in _FILL:
+            raise CnnlabError(f"unknown fill_mode {shorten(repr(fill_mode))}", where="fill_mode",
                               fix=f"use one of {', '.join(_FILL)} (Keras's 'wrap' is not supported)")
-        if not isinstance(crop_padding, int) or isinstance(crop_padding, bool) or crop_padding < 0:
-            raise CnnlabError(f"must be a whole number of pixels >= 0, got {crop_padding!r}", where="crop_padding",
-                              fix="e.g. 4 for CIFAR")
-        if rescale is not None and (not isinstance(rescale, (int, float)) or rescale <= 0):
-            raise CnnlabError(f"must be a positive number, got {rescale!r}", where="rescale", fix="e.g. 0.00392156 (1/255)")
+        if not isinstance(crop_padding, int) or isinstance(crop_padding, bool) or not 0 <= crop_padding <= MAX_CROP_PADDING:
+            raise CnnlabError(f"must be a whole number of pixels from 0 to {MAX_CROP_PADDING}, got "
+                              f"{shorten(repr(crop_padding))}", where="crop_padding", fix="e.g. 4 for CIFAR")
+        if rescale is not None and (not _is_number(rescale) or rescale <= 0):
+            raise CnnlabError(f"must be a positive number, got {shorten(repr(rescale))}", where="rescale",
+                              fix="e.g. 0.00392156 (1/255)")
         if backend not in ("kornia", "torch"):
-            raise ValueError("backend must be 'kornia' or 'torch'")
+            raise CnnlabError(f"unknown augmentation backend {shorten(repr(backend))}", where="backend",
+                              fix="use 'kornia' or 'torch'")
         self.rotation_range = float(rotation_range)
         self.width_shift_range = float(width_shift_range)
         self.height_shift_range = float(height_shift_range)
@@ -123,12 +144,15 @@ class Augment(nn.Module):
     @classmethod
     def from_config(cls, config: dict[str, Any] | None) -> Augment:
         """Build from a dict of Keras ``ImageDataGenerator`` names (plus ``crop_padding``)."""
-        config = dict(config or {})
+        if config is not None and not isinstance(config, Mapping):
+            raise CnnlabError(f"must be a mapping of options, got {shorten(repr(config))}", where="augment",
+                              fix="e.g. {rotation_range: 10, horizontal_flip: true}")
+        config = {str(k): v for k, v in (config or {}).items()}
         unknown = sorted(set(config) - set(KERAS_NAMES) - set(EXTRA_NAMES))
         if unknown:
             hint = (" (standardisation is the loader's 'preprocessing', not an augmentation)"
                     if any("center" in k or "normalization" in k for k in unknown) else "")
-            raise CnnlabError(f"unknown augmentation option(s) {', '.join(unknown)}{hint}", where="augment",
+            raise CnnlabError(f"unknown augmentation option(s) {shorten(', '.join(unknown))}{hint}", where="augment",
                               fix=f"use {', '.join(KERAS_NAMES + EXTRA_NAMES)}")
         config = {k: v for k, v in config.items() if v is not None}
         return cls(**config)

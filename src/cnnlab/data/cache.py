@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from cnnlab.data.decode import GRAY_MODES, BadImage, decode_with_info, probe
+from cnnlab.errors import CnnlabError
 from cnnlab.files import atomic_path, atomic_write_text
 
 # Bump when the decode rules change so old caches are not reused.
@@ -146,6 +147,7 @@ def _decode_all(files, image_size, channels, *, progress: bool, label: str) -> D
             channels = 1 if modes and all(m in GRAY_MODES for m in modes) else 3
         candidates = [i for i in candidates if i not in skipped]
     h, w = image_size if image_size else (1, 1)
+    check_fits_in_memory(len(candidates), h, w, channels, label)
     images = np.zeros((len(candidates), h, w, channels), dtype=np.uint8)
 
     def work(chunk: list[int]) -> list[tuple[int, np.ndarray | None, tuple | str]]:
@@ -175,6 +177,20 @@ def _decode_all(files, image_size, channels, *, progress: bool, label: str) -> D
     modes = Counter(infos[i][2] for i in ok)  # type: ignore[index]
     return Decoded(images, ok, [(files[i].name, r) for i, r in sorted(skipped.items())], sizes, modes, False,
                    [f.name for f in files])
+
+
+def check_fits_in_memory(n: int, h: int, w: int, c: int, label: str) -> None:
+    """Refuse a decode whose uint8 array would not fit in 80% of this machine's memory
+    (an image size typed with a zero too many would otherwise end in the OOM killer)."""
+    need = n * h * w * c
+    try:
+        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # not a POSIX system: no bound known
+        return
+    if need > 0.8 * total:
+        raise CnnlabError(f"{n} images of {h}x{w}x{c} need {need / 2**30:.1f} GiB decoded, more than 80% of this "
+                          f"machine's {total / 2**30:.1f} GiB", where=Path(label.split("|")[0]).name or label,
+                          fix="ask for a smaller image size (data.image_size), or use fewer images")
 
 
 def _progress(items, label, total):

@@ -98,6 +98,8 @@ def read_cifar(name: str, source: Path, split: str) -> tuple[np.ndarray, np.ndar
 
 
 def _read_members(source: Path, names: list[str]) -> dict[str, bytes]:
+    from cnnlab.data.folders import archive_reason
+
     found: dict[str, bytes] = {}
     if source.is_dir():
         for name in names:
@@ -113,7 +115,7 @@ def _read_members(source: Path, names: list[str]) -> dict[str, bytes]:
                         handle = tar.extractfile(member)
                         found[base] = handle.read() if handle else b""
         except (tarfile.TarError, OSError, EOFError) as error:
-            raise CnnlabError(f"cannot read the archive ({error})", where=str(source),
+            raise CnnlabError(f"cannot read the archive ({archive_reason(error)})", where=str(source),
                               fix="replace it with a complete copy of the original archive") from None
     missing = [n for n in names if n not in found]
     if missing:

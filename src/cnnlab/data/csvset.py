@@ -21,10 +21,12 @@ import numpy as np
 from cnnlab.data.cache import SourceFile, decode_files
 from cnnlab.data.folders import DataWarning
 from cnnlab.data.imageset import ImageSet
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, shorten
+from cnnlab.files import is_file
 
 HEADER_NAMES = {"path", "file", "filename", "image", "image_path", "img"}
 MISSING = "missing file"
+MAX_FIELD = 4096  # the longest path Linux takes; a longer field is a broken line
 
 
 def _rows(path: Path) -> list[tuple[int, str, str]]:
@@ -33,7 +35,17 @@ def _rows(path: Path) -> list[tuple[int, str, str]]:
     except (OSError, UnicodeDecodeError) as error:
         raise CnnlabError(f"cannot read the CSV ({error})", where=str(path), fix="give a UTF-8 text file") from None
     rows = []
-    for line, row in enumerate(csv.reader(text.splitlines()), start=1):
+    reader = csv.reader(text.splitlines())
+    line = 0
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as error:  # a field over the csv module's limit (128 KiB), a NUL byte ...
+            raise CnnlabError(f"line {reader.line_num} is not a CSV row ({error})", where=str(path),
+                              fix="write one short `path,target` pair per line") from None
+        line = reader.line_num
         if not row or all(not cell.strip() for cell in row):
             continue
         if len(row) < 2:
@@ -41,6 +53,9 @@ def _rows(path: Path) -> list[tuple[int, str, str]]:
                               fix="write one `path,target` pair per line")
         if not rows and line == 1 and row[0].strip().lower() in HEADER_NAMES:
             continue
+        if len(row[0]) > MAX_FIELD or len(row[1]) > MAX_FIELD:
+            raise CnnlabError(f"line {line} has a field of {max(len(row[0]), len(row[1]))} characters", where=str(path),
+                              fix=f"a path or target is at most {MAX_FIELD} characters: check the line")
         rows.append((line, row[0].strip(), row[1].strip()))
     if not rows:
         raise CnnlabError("has no rows", where=str(path), fix="write one `path,target` pair per line")
@@ -73,7 +88,7 @@ def load_csv(
     if task == "regression":
         bad = [(line, t) for line, _, t in rows if not _is_number(t)]
         if bad:
-            raise CnnlabError(f"line {bad[0][0]}: target {bad[0][1]!r} is not a number", where=str(path),
+            raise CnnlabError(f"line {bad[0][0]}: target {shorten(repr(bad[0][1]))} is not a number", where=str(path),
                               fix="write a number in every target field, or train a classification")
     base = path.parent.resolve()
     files: list[SourceFile] = []
@@ -81,7 +96,11 @@ def load_csv(
     missing: list[tuple[str, str]] = []
     for _, name, target in rows:
         file = Path(name) if Path(name).is_absolute() else base / name
-        if not file.is_file():
+        try:
+            usable = is_file(file)
+        except CnnlabError:  # a name too long for the file system, a NUL byte: no such file either
+            usable = False
+        if not usable:
             missing.append((name, MISSING))
             continue
         files.append(SourceFile(name, path=file))

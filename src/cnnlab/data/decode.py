@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import io
 import os
+import warnings
 import zlib
 from pathlib import Path
 from struct import error as struct_error
@@ -28,6 +29,12 @@ from typing import IO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from cnnlab.errors import CnnlabError
+
+# Damaged metadata (a TIFF tag, an EXIF block) does not stop the pixels from decoding:
+# Pillow's UserWarnings about it would only flood a folder's report.
+warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.(TiffImagePlugin|Image|JpegImagePlugin|PngImagePlugin)")
 
 # Reasons a file is skipped; short, stable strings (tests and reports use them).
 EMPTY = "empty file"
@@ -63,6 +70,8 @@ def _open(source: str | Path | bytes | IO[bytes]) -> Image.Image:
                 raise BadImage(EMPTY)
         except OSError as error:
             raise BadImage(UNREADABLE, error.strerror or str(error)) from None
+        except ValueError:  # a NUL byte in the name
+            raise BadImage(UNREADABLE, "not a valid path") from None
     try:
         image = Image.open(source)
     except Image.DecompressionBombError as error:
@@ -73,6 +82,8 @@ def _open(source: str | Path | bytes | IO[bytes]) -> Image.Image:
         raise BadImage(UNREADABLE, error.strerror or str(error)) from None
     except (OSError, SyntaxError, ValueError, EOFError, struct_error) as error:
         raise BadImage(TRUNCATED, str(error)) from None
+    except Exception as error:  # any other failure of a damaged or hostile file (Pillow's plugins vary)
+        raise BadImage(TRUNCATED, f"{type(error).__name__}: {error}") from None
     # Pillow only warns between 1x and 2x its pixel limit (and raises above): both are
     # bombs here. Checked by hand because warnings.catch_warnings is not thread-safe.
     limit = Image.MAX_IMAGE_PIXELS
@@ -111,7 +122,7 @@ def decode_with_info(
 ) -> tuple[np.ndarray, tuple[int, int, str, str]]:
     """:func:`decode_image` plus what :func:`probe` says of the original: ``(h, w, mode, format)``."""
     if channels not in (1, 3):
-        raise ValueError("channels must be 1 or 3")
+        raise CnnlabError(f"channels must be 1 or 3, got {channels!r}", where="channels", fix="use 1 (gray) or 3 (RGB)")
     image = original = _open(source)
     try:
         image.load()
@@ -128,6 +139,10 @@ def decode_with_info(
         raise BadImage(BOMB, str(error)) from None
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, zlib.error, struct_error) as error:
         raise BadImage(TRUNCATED, str(error)) from None
+    except MemoryError:
+        raise BadImage(BOMB, "not enough memory to decode it") from None
+    except Exception as error:  # any other failure of a damaged or hostile file
+        raise BadImage(TRUNCATED, f"{type(error).__name__}: {error}") from None
     finally:
         original.close()
     return array.reshape(array.shape[0], array.shape[1], channels), (height, width, mode, fmt)

@@ -82,7 +82,7 @@ def available_splits(folder: Path) -> list[str]:
     return sorted(roots) if "train" in roots else ["train"]
 
 
-def _walk_images(folder: Path) -> list[str]:
+def walk_images(folder: Path) -> list[str]:
     """Image files under ``folder``, recursively, sorted, as path strings (pathlib is too
     slow for 100,000 files on every cached open)."""
     found = []
@@ -131,7 +131,7 @@ def load_folder(
     labels: list[int] = []
     prefix = len(str(class_root)) + 1
     for index, name in enumerate(classes):
-        for path in _walk_images(class_root / name) if (class_root / name).is_dir() else []:
+        for path in walk_images(class_root / name) if (class_root / name).is_dir() else []:
             files.append(SourceFile(path[prefix:].replace(os.sep, "/"), path=path))
             labels.append(index)
     decoded = decode_files(files, image_size=image_size, channels=channels, cache_folder=cache_folder,
@@ -188,8 +188,16 @@ def _tar_images(archive: Path) -> list[tuple[PurePosixPath, bytes]]:
                 out.append((path, handle.read() if handle else b""))
             return out
     except (tarfile.TarError, OSError, EOFError) as error:
-        raise CnnlabError(f"cannot read the archive ({error})", where=str(archive),
+        raise CnnlabError(f"cannot read the archive ({archive_reason(error)})", where=str(archive),
                           fix="check the file is a complete .tar / .tar.gz, or extract it and give the folder") from None
+
+
+def archive_reason(error: BaseException) -> str:
+    """One line for why a tar archive cannot be read (tarfile's own message lists, on lines of
+    their own, every compression it tried)."""
+    if isinstance(error, tarfile.ReadError):
+        return "not a tar / tar.gz archive, or a damaged one"
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 def _imageset(decoded: Decoded, labels: list[int], classes: list[str], where: str, present: set[str]) -> ImageSet:

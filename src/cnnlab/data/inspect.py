@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 
 from cnnlab.data.imageset import ImageSet
-from cnnlab.errors import CnnlabError
-from cnnlab.files import atomic_path
+from cnnlab.errors import CnnlabError, check_seed
+from cnnlab.files import atomic_path, check_output, exists
 
 IMBALANCE_RATIO = 1.5  # largest class / smallest class at or above this is flagged
 MAX_ROWS = 20
@@ -44,14 +44,18 @@ def inspect_dataset(
     seed: int = 0,
     progress: bool = False,
 ) -> dict[str, Any]:
-    """Open ``source`` and describe it; write ``samples.png`` (and ``augmented.png``) into ``out``."""
+    """Open ``source`` and describe it; write ``samples.png`` (and ``augmented.png``) into ``out``
+    (only when ``out`` is given: nothing is written otherwise)."""
     from cnnlab.data.sources import open_dataset
 
-    if out is not None and Path(source).exists():
-        src, dst = Path(source).resolve(), Path(out).resolve()
-        if dst == src or src in dst.parents:
-            raise CnnlabError("the output folder is inside the data set", where=str(out),
-                              fix="write the report somewhere else: cnnlab never writes into a data folder")
+    seed = check_seed(seed, "--seed")
+    if out is not None:
+        check_output(out, "dir", where=f"--out {out}")
+        if exists(source):
+            src, dst = Path(source).resolve(), Path(out).resolve()
+            if dst == src or src in dst.parents:
+                raise CnnlabError("the output folder is inside the data set", where=str(out),
+                                  fix="write the report somewhere else: cnnlab never writes into a data folder")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the report lists skipped files itself
         imageset = open_dataset(source, split=split, root=root, progress=progress)

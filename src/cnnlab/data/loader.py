@@ -70,6 +70,32 @@ def make_preprocessing(imageset: ImageSet, *, standardize: bool = False, rescale
             "scale": scale, "mean": mean, "std": std}
 
 
+def check_preprocessing(pre: Any, where: str = "preprocessing") -> None:
+    """Refuse a ``preprocessing`` dict (the module doc) that is not image_size [H, W],
+    channels 1 or 3, an optional positive scale and optional per-channel mean / std."""
+
+    def bad(what: str) -> CnnlabError:
+        return CnnlabError(f"{what}, got {pre!r}", where=where,
+                           fix="use the preprocessing dict a run saved in model.json (make_preprocessing)")
+
+    if not isinstance(pre, dict) or not pre:
+        raise bad("must be a mapping {image_size, channels, scale, mean, std}")
+    size = pre.get("image_size")
+    if not (isinstance(size, (list, tuple)) and len(size) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= 1 << 16 for v in size)):
+        raise bad("image_size must be [height, width] of positive whole numbers")
+    if isinstance(pre.get("channels"), bool) or pre.get("channels") not in (1, 3):
+        raise bad("channels must be 1 or 3")
+    scale = pre.get("scale")
+    if scale is not None and (isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0):
+        raise bad("scale must be a positive number")
+    for key in ("mean", "std"):
+        value = pre.get(key)
+        if value is not None and not (isinstance(value, (list, tuple)) and len(value) == pre["channels"]
+                                      and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
+            raise bad(f"{key} must be one number per channel")
+
+
 def normalize(x: Tensor, preprocessing: dict[str, Any] | None, *, from_unit: bool = False) -> Tensor:
     """uint8 (or [0, 1] float when ``from_unit``) ``(B, C, H, W)`` -> the network's float input."""
     pre = preprocessing or {}
@@ -91,6 +117,7 @@ def prepare_images(images: list[str | Path | np.ndarray], preprocessing: dict[st
     """Files or uint8 ``(H, W[, C])`` arrays -> the network's input ``(B, C, H, W)``, as in training."""
     from cnnlab.data.decode import BadImage, decode_image
 
+    check_preprocessing(preprocessing)
     h, w = preprocessing["image_size"]
     c = int(preprocessing["channels"])
     batch = np.empty((len(images), h, w, c), dtype=np.uint8)

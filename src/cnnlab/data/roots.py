@@ -9,14 +9,30 @@ it. cnnlab writes only into the cache folder, never into a user's image folder.
 from __future__ import annotations
 
 import os
-import stat
 from pathlib import Path
 
+from cnnlab.errors import CnnlabError
+from cnnlab.files import path_kind, writable_folder
 
-def data_root(root: str | os.PathLike[str] | None = None) -> Path:
-    """The data root: ``root``, else ``$CNNLAB_DATA``, else ``~/.cache/cnnlab``."""
+
+def data_root(root: str | os.PathLike[str] | None = None, *, create: bool = False) -> Path:
+    """The data root: ``root``, else ``$CNNLAB_DATA``, else ``~/.cache/cnnlab``.
+
+    A ``root`` given explicitly must be an existing folder (a mistyped ``--data``
+    is refused, not silently created) unless ``create`` (``cnnlab data download``,
+    whose purpose is to fill it).
+    """
     if root is not None:
-        return Path(root).expanduser()
+        path = Path(root).expanduser()
+        kind = path_kind(path, where=f"--data {root}")
+        if kind == "missing" and not create:
+            raise CnnlabError("no such data root folder", where=f"--data {root}",
+                              fix="give an existing folder (the one that holds mnist/, cifar10/ ...), or leave "
+                                  "--data out to use $CNNLAB_DATA or ~/.cache/cnnlab")
+        if kind not in ("dir", "missing"):
+            raise CnnlabError("is a file, not a data root folder", where=f"--data {root}",
+                              fix="give the folder that holds mnist/, cifar10/ ...")
+        return path
     env = os.environ.get("CNNLAB_DATA")
     if env:
         return Path(env).expanduser()
@@ -32,23 +48,12 @@ def cache_dir(root: str | os.PathLike[str] | None = None) -> Path:
     env = os.environ.get("CNNLAB_CACHE")
     if env:
         return Path(env).expanduser()
-    first = data_root(root) / "cache"
+    first = data_root(root, create=True) / "cache"  # open_dataset has checked an explicit root
     if _writable(first):
         return first
     return data_root(None) / "cache"
 
 
 def _writable(folder: Path) -> bool:
-    """Whether cnnlab may create ``folder``: its nearest existing ancestor must be writable
-    AND not marked read-only. The mode check matters for root, to whom os.access says yes
-    even on a folder its owner made read-only (a shared data set)."""
-    probe = folder
-    while not probe.exists():
-        if probe.parent == probe:
-            return False
-        probe = probe.parent
-    try:
-        read_only = not (probe.stat().st_mode & stat.S_IWUSR)
-    except OSError:
-        return False
-    return not read_only and os.access(probe, os.W_OK)
+    """Whether cnnlab may create ``folder`` (see :func:`cnnlab.files.writable_folder`)."""
+    return writable_folder(folder)

@@ -26,8 +26,14 @@ DEFAULTS = {"train": 4000, "test": 1000}
 _SPLIT_STREAM = {"train": 0, "test": 1}
 
 
-def generate_shapes(n: int, *, size: int = 32, seed: int = 0, stream: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """``(images (n, size, size, 3) uint8, labels (n,) int64)``, balanced classes in random order."""
+def generate_shapes(n: int, *, size: int = 32, seed: int = 0, stream: int = 0,
+                    masks: bool = False) -> tuple[np.ndarray, ...]:
+    """``(images (n, size, size, 3) uint8, labels (n,) int64)``, balanced classes in random order.
+
+    ``masks=True`` adds each object's mask, ``(n, size, size)`` bool: the pixels at least half
+    covered by the shape (what a localisation measure such as the pointing game scores
+    against). The images are the same either way.
+    """
     rng = np.random.default_rng([seed, stream])
     labels = rng.permutation(np.arange(n) % len(CLASSES)).astype(np.int64)
     half = rng.uniform(0.17, 0.36, n) * size  # circumradius-like half extent
@@ -66,7 +72,10 @@ def generate_shapes(n: int, *, size: int = 32, seed: int = 0, stream: int = 0) -
     back = background[:, None, None, :] + gradient[..., None]
     image = back * (1 - alpha[..., None]) + foreground[:, None, None, :] * alpha[..., None]
     image += rng.normal(0, 18, image.shape)
-    return np.clip(np.rint(image), 0, 255).astype(np.uint8), labels
+    pixels = np.clip(np.rint(image), 0, 255).astype(np.uint8)
+    if masks:
+        return pixels, labels, alpha >= 0.5
+    return pixels, labels
 
 
 def _mask(kind: str, u: np.ndarray, v: np.ndarray, r: np.ndarray) -> np.ndarray:

@@ -16,7 +16,8 @@ from cnnlab.data.idx import read_idx
 from cnnlab.data.imageset import ImageSet
 from cnnlab.data.roots import cache_dir, data_root
 from cnnlab.data.shapes import load_shapes
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, shorten
+from cnnlab.files import path_kind
 
 BUILTIN = ("shapes", "mnist", "fashion-mnist", "cifar10", "cifar100")
 
@@ -30,6 +31,7 @@ _IDX_FILES = {
 # Extracted class-per-folder copies of CIFAR-10 that count as `cifar10` too.
 _CIFAR_TREES = {"cifar10": ("cifar10-jpeg", "cifar10"), "cifar100": ("cifar100-jpeg", "cifar100")}
 _SPLITS = ("train", "test", "val")
+MAX_IMAGE_SIDE = 4096  # pixels per side a set is decoded to: beyond, a typo, not a CNN input
 
 
 def open_dataset(
@@ -42,6 +44,7 @@ def open_dataset(
     task: str | None = None,
     download: bool = False,
     progress: bool = False,
+    classes: list[str] | None = None,
 ) -> ImageSet:
     """Open a data set by name or path and return the requested split as an :class:`ImageSet`.
 
@@ -54,35 +57,41 @@ def open_dataset(
     images and built-in sets; None keeps the set's own (folders: most common size,
     gray only if every image is gray). ``task`` forces classification or
     regression for CSV sets. ``download`` fetches missing built-in files.
+    ``classes``: the class list to label with (a validation or test set opened for
+    a model trained on another set): label ``k`` means ``classes[k]`` whatever
+    classes this set happens to hold, and a class this set has that ``classes``
+    lacks is an error. None: the set's own classes.
     """
     if split not in _SPLITS:
         raise CnnlabError(f"unknown split {split!r}", where="split", fix="use train, test or val")
     if channels not in (None, 1, 3):
         raise CnnlabError(f"channels must be 1 or 3, got {channels!r}", where="channels", fix="use 1 (gray) or 3 (RGB)")
     if image_size is not None:
-        if len(image_size) != 2 or min(image_size) < 1:
-            raise CnnlabError(f"image size must be two positive integers (H, W), got {image_size!r}",
-                              where="image_size", fix="e.g. 64 64")
+        if len(image_size) != 2 or min(image_size) < 1 or max(image_size) > MAX_IMAGE_SIDE:
+            raise CnnlabError(f"image size must be two whole numbers (H, W) from 1 to {MAX_IMAGE_SIDE}, got "
+                              f"{shorten(repr(image_size))}", where="image_size", fix="e.g. 64 64")
         image_size = (int(image_size[0]), int(image_size[1]))
+    roots = data_root(root, create=download)  # a mistyped --data is refused before anything is written
     cache = cache_dir(root)
     name = source.lower()
     if name in BUILTIN:
-        imageset = _builtin(name, split, data_root(root), cache, download, progress, image_size, channels)
-        return _adapt(imageset, image_size, channels)
+        imageset = _builtin(name, split, roots, cache, download, progress, image_size, channels)
+        return with_classes(_adapt(imageset, image_size, channels), classes)
     path = Path(source).expanduser()
-    if not path.exists():
+    kind = path_kind(path, where=source)
+    if kind == "missing":
         raise CnnlabError("no such file or folder, and not a built-in data set", where=source,
                           fix=f"give an image folder, a .csv, or one of {', '.join(BUILTIN)}")
     kwargs = dict(image_size=image_size, channels=channels, cache_folder=cache, progress=progress)
-    if path.is_dir():
-        return load_folder(path, split=split, **kwargs)  # type: ignore[arg-type]
+    if kind == "dir":
+        return with_classes(load_folder(path, split=split, **kwargs), classes)  # type: ignore[arg-type]
     if path.suffix.lower() == ".csv":
         if split != "train":
             raise CnnlabError(f"a CSV holds one set; there is no {split} split in it", where=source,
                               fix="give the test set as its own CSV, or split with a validation fraction")
-        return load_csv(path, task=task, **kwargs)  # type: ignore[arg-type]
+        return with_classes(load_csv(path, task=task, **kwargs), classes)  # type: ignore[arg-type]
     if path.name.lower().endswith((".tar", ".tar.gz", ".tgz")):
-        return load_tar(path, split=split, **kwargs)  # type: ignore[arg-type]
+        return with_classes(load_tar(path, split=split, **kwargs), classes)  # type: ignore[arg-type]
     raise CnnlabError("is neither a folder, a .csv nor a .tar(.gz)", where=source,
                       fix="give a folder with one subfolder per class, or a CSV of path,target")
 
@@ -93,9 +102,29 @@ def available_splits(source: str, root: str | Path | None = None) -> list[str]:
     if source.lower() in BUILTIN:
         return ["test", "train"]
     path = Path(source).expanduser()
-    if path.is_dir():
+    if path_kind(path, where=source) == "dir":
         return folder_splits(path)
     return ["train"]
+
+
+def with_classes(imageset: ImageSet, classes: list[str] | None) -> ImageSet:
+    """``imageset`` labelled with ``classes`` (see :func:`open_dataset`); regression sets unchanged."""
+    if classes is None or imageset.classes is None or list(imageset.classes) == list(classes):
+        return imageset
+    classes = list(classes)
+    unknown = [name for name in imageset.classes if name not in classes]
+    present = set(np.unique(imageset.targets).tolist())
+    unknown = [name for k, name in enumerate(imageset.classes) if name in unknown and k in present]
+    if unknown:
+        raise CnnlabError(f"has class(es) the training set lacks: {', '.join(map(str, unknown[:10]))}",
+                          where=imageset.name or "data",
+                          fix=f"use only the training set's classes ({', '.join(map(str, classes[:10]))}"
+                              f"{' ...' if len(classes) > 10 else ''}), or train on a set with these classes")
+    mapping = np.asarray([classes.index(name) if name in classes else -1 for name in imageset.classes], dtype=np.int64)
+    return ImageSet(data=imageset.data, rows=imageset.rows, targets=mapping[imageset.targets], classes=classes,
+                    task=imageset.task, files=imageset.files, skipped=list(imageset.skipped), name=imageset.name,
+                    empty_classes=[], original_sizes=dict(imageset.original_sizes),
+                    original_modes=dict(imageset.original_modes))
 
 
 def _builtin(name, split, root: Path, cache: Path, download: bool, progress: bool, image_size, channels) -> ImageSet:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from cnnlab.data.imageset import ImageSet
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, check_seed, shorten
 
 SPLIT_VERSION = 1
 
@@ -26,10 +26,10 @@ def split_train_val(imageset: ImageSet, fraction: float, seed: int) -> tuple[Ima
     two or more and ``fraction > 0``, never all of them. Regression sets are split
     at random as a whole. Both parts keep the original order.
     """
-    if not 0.0 < fraction < 1.0:
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0.0 < fraction < 1.0:
         raise CnnlabError(f"validation fraction must be between 0 and 1 (exclusive), got {fraction}",
                           where="validation_split", fix="use e.g. 0.2 for an 80/20 split")
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed))
     n = len(imageset)
     if imageset.task == "classification":
         groups = [np.flatnonzero(imageset.targets == k) for k in range(len(imageset.classes or []))]
@@ -60,6 +60,9 @@ def apply_split(imageset: ImageSet, record: dict[str, Any]) -> tuple[ImageSet, I
         raise CnnlabError("is not a split record cnnlab wrote", where="split record",
                           fix="delete it to make a new split (the validation set will change)")
     if "val_files" in record:
+        if not isinstance(record["val_files"], list) or not all(isinstance(f, str) for f in record["val_files"]):
+            raise CnnlabError("'val_files' is not a list of file names", where="split record",
+                              fix="delete it to make a new split (the validation set will change)")
         if imageset.files is None:
             raise CnnlabError("the record names files but this data set has none", where="split record",
                               fix="use the same data set the run was trained on")
@@ -74,11 +77,28 @@ def apply_split(imageset: ImageSet, record: dict[str, Any]) -> tuple[ImageSet, I
         if record.get("n") != len(imageset):
             raise CnnlabError(f"the saved split is for {record.get('n')} images, this set has {len(imageset)}",
                               where="split record", fix="use the same data set the run was trained on")
-        val_idx = np.asarray(record.get("val_indices", []), dtype=np.int64)
+        indices = record.get("val_indices", [])
+        if not isinstance(indices, list) or not all(isinstance(i, int) and not isinstance(i, bool)
+                                                    and 0 <= i < len(imageset) for i in indices):
+            raise CnnlabError(f"'val_indices' must be positions 0 .. {len(imageset) - 1} of the data set",
+                              where="split record", fix="delete it to make a new split (the validation set will change)")
+        val_idx = np.asarray(indices, dtype=np.int64)
     return _apply(imageset, val_idx)
 
 
 def _apply(imageset: ImageSet, val_idx: np.ndarray) -> tuple[ImageSet, ImageSet]:
     is_val = np.zeros(len(imageset), dtype=bool)
     is_val[val_idx] = True
+    if not (~is_val).any():
+        raise CnnlabError(f"the split leaves no training image ({len(imageset)} images, all for validation)",
+                          where="validation split", fix="use a smaller validation fraction, or more images")
+    if imageset.task == "classification" and imageset.classes:
+        k = len(imageset.classes)
+        in_train = np.bincount(imageset.targets[~is_val], minlength=k)
+        in_val = np.bincount(imageset.targets[is_val], minlength=k)
+        lost = [imageset.classes[c] for c in range(k) if in_train[c] == 0 and in_val[c] > 0]
+        if lost:
+            raise CnnlabError(f"the split leaves class(es) {shorten(', '.join(map(str, lost)))} with no training image "
+                              "(all their images are in the validation part)", where="validation split",
+                              fix="add images of these classes, or make a new split (delete split.json, or start a new run)")
     return imageset.subset(np.flatnonzero(~is_val)), imageset.subset(np.flatnonzero(is_val))

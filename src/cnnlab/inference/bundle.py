@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from cnnlab.errors import CnnlabError
-from cnnlab.files import atomic_path, atomic_write_text
+from cnnlab.files import atomic_path, atomic_write_text, path_kind
 
 WEIGHTS = "weights.safetensors"
 META = "model.json"
@@ -76,18 +76,42 @@ def read_meta(folder: str | Path) -> dict[str, Any]:
     """Read and check ``model.json`` of a bundle (or of a run folder holding one)."""
     folder = Path(folder)
     meta_path = folder / META
-    if not meta_path.is_file():
+    if path_kind(meta_path, where=str(folder)) != "file":
         raise CnnlabError(f"no {META} in {folder}", where=str(folder),
                           fix="give a bundle folder (weights.safetensors + model.json) or a run folder")
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise CnnlabError(f"{META} is not valid JSON ({error})", where=str(meta_path),
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
+        reason = "nested too deeply" if isinstance(error, RecursionError) else str(error)
+        raise CnnlabError(f"{META} is not valid JSON ({reason})", where=str(meta_path),
                           fix="restore the bundle from its run folder") from None
-    if meta.get("format") != FORMAT:
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CnnlabError(f"{META} is not a cnnlab bundle description", where=str(meta_path),
                           fix="give a folder written by cnnlab")
+    check_meta(meta, str(meta_path))
     return meta
+
+
+def check_meta(meta: Mapping[str, Any], where: str = META) -> None:
+    """Refuse a ``model.json`` whose entries predict and evaluate rely on are missing or of the wrong type."""
+
+    def bad(field: str, wanted: str) -> CnnlabError:
+        return CnnlabError(f"field {field!r} must be {wanted}, got {meta.get(field)!r}", where=where,
+                           fix="restore model.json from its run folder (or re-save the bundle)")
+
+    if not isinstance(meta.get("architecture", {}), dict):
+        raise bad("architecture", "a mapping {kind: spec | zoo, ...}")
+    if meta.get("task", "classification") not in ("classification", "binary", "regression"):
+        raise bad("task", "classification, binary or regression")
+    classes = meta.get("classes")
+    if classes is not None and not (isinstance(classes, list) and all(isinstance(c, str) for c in classes)):
+        raise bad("classes", "a list of class names")
+    if not isinstance(meta.get("output", {}), dict):
+        raise bad("output", "a mapping {activation, in_model, units}")
+    if meta.get("preprocessing") is not None:  # absent in a bundle saved from the API without it
+        from cnnlab.data.loader import check_preprocessing
+
+        check_preprocessing(meta["preprocessing"], where=f"{where}: field 'preprocessing'")
 
 
 def load_weights(folder: str | Path, meta: Mapping[str, Any]) -> dict[str, torch.Tensor]:
@@ -95,7 +119,7 @@ def load_weights(folder: str | Path, meta: Mapping[str, Any]) -> dict[str, torch
     from safetensors.torch import load_file
 
     path = Path(folder) / WEIGHTS
-    if not path.is_file():
+    if path_kind(path) != "file":
         raise CnnlabError(f"{WEIGHTS} is missing", where=str(path), fix="copy the whole bundle folder")
     expected = meta.get("weights_sha256")
     if expected and sha256_file(path) != expected:
@@ -107,14 +131,18 @@ def load_weights(folder: str | Path, meta: Mapping[str, Any]) -> dict[str, torch
 def build_architecture(arch: Mapping[str, Any]) -> nn.Module:
     """Rebuild an untrained module from ``model.json``'s ``architecture`` entry."""
     kind = arch.get("kind")
-    if kind == "spec":
+    if kind == "spec" and isinstance(arch.get("spec"), (dict, list)):
         from cnnlab.spec import build
 
         return build(arch["spec"])
-    if kind == "zoo":
+    if kind == "zoo" and isinstance(arch.get("config"), dict) and isinstance(arch["config"].get("name"), str):
         from cnnlab.models import create
 
-        return create(**arch["config"])
+        try:
+            return create(**arch["config"])
+        except TypeError as error:  # an option the model does not take
+            raise CnnlabError(f"the zoo model's options do not fit it ({error})", where=META,
+                              fix="restore model.json from its run folder") from None
     raise CnnlabError(f"architecture kind {kind!r} cannot be rebuilt from model.json", where=META,
                       fix="pass the module yourself: load_bundle(path, model=MyModule())")
 
@@ -123,7 +151,7 @@ def load_bundle(folder: str | Path, model: nn.Module | None = None) -> tuple[nn.
     """Rebuild (or fill ``model``) from a bundle; returns the module in eval mode and its metadata."""
     meta = read_meta(folder)
     tensors = load_weights(folder, meta)
-    module = model if model is not None else build_architecture(meta.get("architecture", {}))
+    module = model if model is not None else build_architecture(meta.get("architecture") or {})
     try:
         module.load_state_dict(tensors, strict=True)
     except RuntimeError as error:

@@ -19,7 +19,6 @@ from cnnlab.files import atomic_path
 from cnnlab.inference.model import LoadedModel
 
 TTA_MODES = ("none", "flip", "flip_translate")
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp"}
 
 
 def confusion_matrix(truth: np.ndarray, predicted: np.ndarray, k: int) -> np.ndarray:
@@ -151,20 +150,27 @@ def save_confusion_png(result: dict[str, Any], path: str | Path) -> Path:
 
 
 def image_files(items: Sequence[str | Path]) -> list[Path]:
-    """Files as given, folders expanded to their image files (sorted; hidden ones skipped)."""
+    """Files as given, folders expanded to their image files: the files training reads from a
+    class folder (:data:`cnnlab.data.folders.IMAGE_EXTENSIONS`, hidden files and folders and
+    operating-system junk skipped), recursively, sorted."""
+    from cnnlab.data.folders import walk_images
+    from cnnlab.files import path_kind
+
     files: list[Path] = []
     for item in items:
         path = Path(item)
-        if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-                           and not any(part.startswith(".") for part in p.relative_to(path).parts))
+        kind = path_kind(path)
+        if kind == "dir":
+            found = [Path(p) for p in walk_images(path)]
             if not found:
                 raise CnnlabError("holds no image file", where=str(path), fix="give image files or a folder of them")
             files.extend(found)
-        elif path.is_file():
+        elif kind == "file":
             files.append(path)
-        else:
+        elif kind == "missing":
             raise CnnlabError("no such file or folder", where=str(path), fix="check the path")
+        else:
+            raise CnnlabError("is neither a file nor a folder", where=str(path), fix="give image files or folders")
     return files
 
 

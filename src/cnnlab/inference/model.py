@@ -29,6 +29,15 @@ class LoadedModel:
         self.task: str = meta.get("task", "classification")
         self.preprocessing: dict[str, Any] = meta.get("preprocessing") or {}
 
+    def require_preprocessing(self) -> dict[str, Any]:
+        """The preprocessing dict, or a clear error for a bundle saved without one (images need it)."""
+        if not self.preprocessing:
+            raise CnnlabError("model.json has no 'preprocessing' (image size, channels, scale), so images cannot be "
+                              "prepared for this model", where=str(self.path / "model.json"),
+                              fix="save the bundle with meta['preprocessing'] (cnnlab.data.make_preprocessing), "
+                                  "or call predict_tensor on network inputs")
+        return self.preprocessing
+
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return self.module(x)
 
@@ -42,6 +51,7 @@ class LoadedModel:
         """Paths, PIL images, uint8 arrays (H, W[, C]) or (N, H, W[, C]) -> network inputs."""
         from cnnlab.data.loader import normalize, prepare_images
 
+        self.require_preprocessing()
         fast = self._prepare_array(images)
         if fast is not None:
             return normalize(fast, self.preprocessing)
@@ -105,8 +115,14 @@ def load(path: str | Path, model: nn.Module | None = None) -> LoadedModel:
     """Load a bundle (or a run folder's final bundle) without unpickling anything."""
     from cnnlab.inference.bundle import load_bundle
 
+    from cnnlab.files import path_kind
+
     path = Path(path)
-    if not path.exists():
+    kind = path_kind(path)
+    if kind == "missing":
         raise CnnlabError("no such bundle or run folder", where=str(path), fix="give the --out folder of a run")
+    if kind != "dir":
+        raise CnnlabError("is a file, not a bundle or run folder", where=str(path),
+                          fix="give the folder that holds model.json and weights.safetensors")
     module, meta = load_bundle(path, model)
     return LoadedModel(module, meta, path)

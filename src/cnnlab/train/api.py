@@ -24,8 +24,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from cnnlab.errors import CnnlabError
-from cnnlab.files import atomic_write_text
+from cnnlab.errors import CnnlabError, shorten
+from cnnlab.files import atomic_write_text, check_output, existing, exists, is_file, path_kind
 from cnnlab.inference.head import OutputHead, find_output_head
 from cnnlab.train import config as cfg
 
@@ -95,7 +95,7 @@ def auto_settings(exp: cfg.Experiment, train_size: int) -> cfg.Experiment:
 
 
 def _is_spec_file(model: str) -> bool:
-    return model.lower().endswith((".yaml", ".yml", ".json")) or Path(model).is_file()
+    return model.lower().endswith((".yaml", ".yml", ".json")) or is_file(model, where=f"--model {model}")
 
 
 def build_model(model: Any, options: Mapping[str, Any], *, input_shape: Sequence[int], outputs: int,
@@ -105,8 +105,9 @@ def build_model(model: Any, options: Mapping[str, Any], *, input_shape: Sequence
         spec = auto_spec(input_shape, outputs, activation)
         return _build_spec(spec, seed), {"kind": "spec", "spec": None}, "auto_cnn (a small conv-BN-ReLU CNN)"
     if isinstance(model, (dict, list)) or (isinstance(model, str) and _is_spec_file(model)):
-        if isinstance(model, str) and not Path(model).is_file():
-            raise CnnlabError("no such spec file", where=model, fix="give the path of a model spec (.yaml or .json)")
+        if isinstance(model, str):
+            existing(model, "file", what="spec file", where=f"--model {model}",
+                     fix="give the path of a model spec (.yaml or .json), or a zoo name (`cnnlab models`)")
         built = _build_spec(model, seed)
         return built, {"kind": "spec", "spec": None}, f"spec {model if isinstance(model, str) else '(inline)'}"
     from cnnlab.models import create
@@ -145,11 +146,14 @@ def make_regularization(model: nn.Module):
 # ------------------------------------------------------------------------------- data
 
 
-def _open(source: str, data: cfg.DataConfig, split: str, image_size=None, channels=None):
+def _open(source: str, data: cfg.DataConfig, split: str, image_size=None, channels=None, like=None):
+    """Open one set; ``like`` (the training set) fixes the task and the class list, so that
+    label k means the same class in a validation set that lacks a class."""
     from cnnlab.data.sources import open_dataset
 
     return open_dataset(source, split=split, root=data.root, image_size=image_size or data.image_size,
-                        channels=channels or data.channels, task=data.task)
+                        channels=channels or data.channels, task=like.task if like is not None else data.task,
+                        classes=like.classes if like is not None else None)
 
 
 def load_data(exp: cfg.Experiment, *, split_record: dict[str, Any] | None, image_size=None, channels=None):
@@ -162,14 +166,14 @@ def load_data(exp: cfg.Experiment, *, split_record: dict[str, Any] | None, image
     if len(train) == 0:
         raise CnnlabError("holds no usable image", where=data.source, fix="give a folder with images in class subfolders")
     if data.val:
-        return train, _open(data.val, data, "train", train.image_shape[:2], train.image_shape[2]), None
+        return train, _open(data.val, data, "train", train.image_shape[:2], train.image_shape[2], like=train), None
     if split_record is not None:
         tr, va = apply_split(train, split_record)
         return tr, va, split_record
     if data.val_split:
         return split_train_val(train, data.val_split, exp.seed)
     if "val" in available_splits(data.source, data.root):
-        return train, _open(data.source, data, "val", train.image_shape[:2], train.image_shape[2]), None
+        return train, _open(data.source, data, "val", train.image_shape[:2], train.image_shape[2], like=train), None
     return train, None, None
 
 
@@ -210,25 +214,37 @@ def run_experiment(config_path: str | Path | None, overrides: Mapping[str, Any],
                    verbose: int = 1, flags: Mapping[str, str] | None = None, say=None) -> History:
     """Validate, prepare everything, then train in the run folder (see the module doc)."""
     from cnnlab.data.loader import BatchLoader, make_preprocessing
+    from cnnlab.train.losses import check_loss
     from cnnlab.train.state import seed_everything, state_files
     from cnnlab.train.trainer import Trainer, resolve_device
 
     say = say or (print if verbose else (lambda *_: None))
     split_record = None
+    has_state = False
     if resume is not None:
-        run_dir = Path(resume)
-        if not (run_dir / cfg.CONFIG_FILE).is_file() or not state_files(run_dir):
-            raise CnnlabError("is not a run folder with a saved training state", where=str(run_dir),
+        run_dir = existing(resume, "dir", what="run folder", where=f"--resume {resume}",
+                           fix="give the --out folder of an earlier `cnnlab train` run")
+        if path_kind(run_dir / cfg.CONFIG_FILE) != "file":
+            raise CnnlabError(f"is not a run folder (no {cfg.CONFIG_FILE})", where=f"--resume {resume}",
                               fix="give the --out folder of an earlier `cnnlab train` run")
+        # A run killed (or crashed) before its first state resumes from the start, with any flag.
+        has_state = bool(state_files(run_dir))
+        if has_state:
+            _refuse_changes_on_resume(run_dir, overrides, flags)
         exp = cfg.load_experiment(run_dir / cfg.CONFIG_FILE, overrides, flags)
-        if (run_dir / SPLIT_FILE).is_file():
-            split_record = json.loads((run_dir / SPLIT_FILE).read_text(encoding="utf-8"))
+        if path_kind(run_dir / SPLIT_FILE) == "file":
+            split_record = _read_split(run_dir / SPLIT_FILE)
+        if not has_state and verbose:
+            say(f"notice: {run_dir} has no saved training state yet: training from the start")
     else:
         exp = cfg.load_experiment(config_path, overrides, flags)
         run_dir = Path(exp.out) if exp.out else _fresh_run_dir(exp)
-        if run_dir.exists() and any(run_dir.iterdir()):
+        check_output(run_dir, "dir", where=f"--out {run_dir}" if exp.out else str(run_dir))
+        if path_kind(run_dir) == "dir" and any(run_dir.iterdir()):
             raise CnnlabError("the run folder already exists and is not empty", where=str(run_dir),
                               fix=f"continue it with --resume {run_dir}, or give another --out")
+    device_flag = (flags or {}).get("device") if overrides.get("device") is not None else None
+    device = resolve_device(exp.device, where=device_flag or "device")
     if exp.augment is not None:
         from cnnlab.data.augment import Augment
 
@@ -253,7 +269,6 @@ def run_experiment(config_path: str | Path | None, overrides: Mapping[str, Any],
                          f"{'regression' if task == 'regression' else f'{outputs} classes'}")
         exp = auto_settings(exp, len(train_set))
 
-    device = resolve_device(exp.device)
     preprocessing = make_preprocessing(train_set, standardize=exp.data.standardize,
                                        rescale=augment.rescale if augment is not None else None)
     train = BatchLoader(train_set, exp.batch_size, shuffle=True, seed=exp.seed, device=device, augment=augment,
@@ -261,8 +276,9 @@ def run_experiment(config_path: str | Path | None, overrides: Mapping[str, Any],
     val = (BatchLoader(val_set, max(exp.batch_size, 256), shuffle=False, device=device, preprocessing=preprocessing)
            if val_set is not None and len(val_set) else None)
 
-    head = check_output(module, train, task, outputs, described)
+    head = check_model_output(module, train, task, outputs, described)
     loss_name = exp.loss.name or default_loss(task, head)
+    check_loss(loss_name, task, head.units)  # before the run folder exists: a wrong loss leaves nothing behind
     metrics = exp.metrics or (["mae"] if task == "regression" else
                               (["accuracy", "top5_accuracy"] if outputs > 5 else ["accuracy"]))
     trainer = _make_trainer(exp, module, head, train, val, train_set, loss_name, metrics, run_dir, device, verbose,
@@ -271,28 +287,80 @@ def run_experiment(config_path: str | Path | None, overrides: Mapping[str, Any],
         picked.append(f"loss {loss_name}, metrics {', '.join(metrics)}, optimizer {exp.optimizer.name} "
                       f"lr {exp.optimizer.lr:g} ({exp.schedule.name} schedule), "
                       f"{exp.epochs} epochs of batch {exp.batch_size}")
-    if verbose and picked and resume is None:
+    if verbose and picked and not has_state:
         for line in picked:
             say(f"picked: {line}")
 
     # Everything checked: now the run folder may be written.
-    if resume is None:
+    if not has_state:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / cfg.CONFIG_FILE, cfg.dump(exp))
         if split_record is not None:
             atomic_write_text(run_dir / SPLIT_FILE, json.dumps(split_record) + "\n")
     if verbose:
         say(f"run folder: {run_dir} ({trainer.device.type}, {trainer.bundle_meta['training_precision']})")
-    rows = trainer.fit(train, val, epochs=exp.epochs, resume=resume is not None)
+    rows = trainer.fit(train, val, epochs=exp.epochs, resume=has_state)
     return History(rows, run_dir, trainer.model.eval(), picked)
 
 
+# What may change when a run with a saved state is resumed: how long and where it trains, not
+# what it trains (a new model, optimiser, loss or data would not fit the saved state, or would
+# silently make another experiment). The data root may move.
+RESUME_MAY_CHANGE = ("epochs", "device", "precision", "compile", "checkpoint_every", "data.root")
+
+
+# Schedules laid out over the whole run: more epochs would run past their end.
+SIZED_SCHEDULES = ("onecycle", "cosine")
+
+
+def _refuse_changes_on_resume(run_dir: Path, overrides: Mapping[str, Any], flags: Mapping[str, str] | None) -> None:
+    saved = cfg.load_experiment(run_dir / cfg.CONFIG_FILE).model_dump(mode="json")
+    epochs = overrides.get("epochs")
+    if epochs is not None and epochs != saved["epochs"] and saved["schedule"]["name"] in SIZED_SCHEDULES:
+        name = (flags or {}).get("epochs", "epochs")
+        raise CnnlabError(f"{name} {epochs}: the run's {saved['schedule']['name']} schedule is laid out over its "
+                          f"{saved['epochs']} epochs, so it cannot be resumed for another number",
+                          where=f"--resume {run_dir}",
+                          fix=f"resume without {name}, or start a new run (--out) with --epochs {epochs}")
+    for key, value in overrides.items():
+        if value is None or key in RESUME_MAY_CHANGE:
+            continue
+        current: Any = saved
+        for part in key.split("."):
+            current = current.get(part) if isinstance(current, dict) else None
+        if _same(current, value):
+            continue
+        name = (flags or {}).get(key, key)
+        raise CnnlabError(f"{name} would change the run being resumed (saved: {shorten(repr(current), 80)}, "
+                          f"given: {shorten(repr(value), 80)}); its saved state only fits the run as it was",
+                          where=f"--resume {run_dir}",
+                          fix=f"drop {name} to continue the run (only {', '.join(RESUME_MAY_CHANGE)} may change), "
+                              f"or start a new run with another --out")
+
+
+def _same(saved: Any, given: Any) -> bool:
+    if isinstance(given, tuple):
+        given = list(given)
+    if isinstance(saved, (int, float)) and isinstance(given, (int, float)) and not isinstance(given, bool):
+        return float(saved) == float(given)
+    return saved == given
+
+
+def _read_split(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+        reason = "nested too deeply" if isinstance(error, RecursionError) else shorten(str(error), 120)
+        raise CnnlabError(f"the saved train / validation split is not readable JSON ({reason})", where=str(path),
+                          fix="delete it to make a new split (the validation set will change)") from None
+
+
 def _fresh_run_dir(exp: cfg.Experiment) -> Path:
-    stem = Path(exp.data.source).stem.replace(" ", "_") or "run"
+    stem = Path(exp.data.source).stem.replace(" ", "_")[:80] or "run"  # the name must fit the file system
     model = exp.model if isinstance(exp.model, str) else "auto"
-    base = Path("runs") / f"{stem}-{Path(model).stem}"
+    base = Path("runs") / f"{stem}-{Path(model).stem[:80]}"
     candidate, n = base, 1
-    while candidate.exists():
+    while exists(candidate):
         n += 1
         candidate = base.with_name(f"{base.name}-{n}")
     return candidate
@@ -308,7 +376,7 @@ def default_loss(task: str, head: OutputHead) -> str:
     return "binary_crossentropy" if head.units == 1 else "sparse_categorical_crossentropy"
 
 
-def check_output(module: nn.Module, loader: Any, task: str, outputs: int, described: str) -> OutputHead:
+def check_model_output(module: nn.Module, loader: Any, task: str, outputs: int, described: str) -> OutputHead:
     """Refuse a model whose output does not fit the data (10 classes, 2-unit head)."""
     x, _ = next(loader.iter_epoch(0)) if hasattr(loader, "iter_epoch") else next(iter(loader))
     device = next(module.parameters()).device

@@ -23,14 +23,16 @@ Example::
 from __future__ import annotations
 
 import difflib
+import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, shorten
+from cnnlab.files import existing
 
 CONFIG_FILE = "config.yaml"
 
@@ -43,7 +45,8 @@ class DataConfig(Strict):
     source: str = Field(description="built-in name, image folder, .tar(.gz) or CSV")
     val_split: float | None = Field(0.2, ge=0.0, lt=1.0, description="validation fraction (0: none)")
     val: str | None = Field(None, description="an explicit validation set (name, folder or CSV)")
-    image_size: tuple[int, int] | None = None
+    image_size: tuple[Annotated[int, Field(ge=1, le=4096)], Annotated[int, Field(ge=1, le=4096)]] | None = Field(
+        None, description="(height, width) the images are resized to, 1 .. 4096 each")
     channels: Literal[1, 3] | None = None
     task: Literal["classification", "regression"] | None = None
     standardize: bool = False
@@ -118,7 +121,7 @@ class Experiment(Strict):
     augment: dict[str, Any] | None = None
     epochs: int = Field(10, ge=1)
     batch_size: int = Field(32, ge=1)
-    seed: int = 0
+    seed: int = Field(0, ge=0, lt=2**32, description="random seed, 0 .. 2**32 - 1")
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     loss: LossConfig = Field(default_factory=LossConfig)
@@ -136,26 +139,80 @@ class Experiment(Strict):
 
 
 def read_document(path: str | Path) -> tuple[dict[str, Any], yaml.Node | None]:
-    """The raw mapping of a YAML / JSON file and its node tree (for line numbers)."""
-    path = Path(path)
-    if not path.is_file():
-        raise CnnlabError("no such experiment file", where=str(path), fix="give the path of a .yaml or .json file")
-    text = path.read_text(encoding="utf-8")
+    """The raw mapping of a YAML / JSON file and its node tree (for line numbers).
+
+    A ``.json`` file is read as strict JSON (YAML would accept some broken JSON);
+    anything else as YAML. Not UTF-8, nested too deeply, or not a mapping: one
+    clear error naming the file.
+    """
+    path = existing(path, "file", what="experiment file", fix="give the path of a .yaml or .json file")
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        raise CnnlabError(f"cannot read it ({error.strerror or error})", where=str(path),
+                          fix="check the file's permissions") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise CnnlabError(f"is not UTF-8 text (byte {error.start} is {raw[error.start:error.start + 1]!r})",
+                          where=str(path), fix="save it as UTF-8 text (YAML or JSON)") from None
+    if path.suffix.lower() == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise CnnlabError(f"is not valid JSON ({error.msg}, column {error.colno})", where=f"{path}:{error.lineno}",
+                              fix="check the commas, quotes and brackets (or write the file as YAML)") from None
+        except RecursionError:
+            raise _too_deep(path) from None
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        if expanded_size(node) > MAX_NODES:
+            raise CnnlabError(f"expands to more than {MAX_NODES:,} values (YAML aliases repeating aliases)",
+                              where=str(path), fix="write the experiment out without nested &anchor / *alias chains")
+        if path.suffix.lower() != ".json":
+            data = yaml.safe_load(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
         problem = getattr(error, "problem", None) or str(error)
         raise CnnlabError(f"is not valid YAML ({problem})", where=where,
                           fix="check the indentation and the ':' after each key") from None
+    except RecursionError:
+        raise _too_deep(path) from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise CnnlabError(f"must be a mapping of fields, got a {type(data).__name__}", where=str(path),
                           fix="write fields such as 'data: {source: shapes}' at the top level")
     return data, node
+
+
+MAX_NODES = 100_000  # values an experiment file may expand to (a real one has a few hundred)
+
+
+def expanded_size(node: yaml.Node | None) -> int:
+    """How many nodes the document holds once every alias is expanded, counted without expanding."""
+    sizes: dict[int, int] = {}
+
+    def size(n: yaml.Node) -> int:
+        if id(n) in sizes:
+            return sizes[id(n)]
+        sizes[id(n)] = 1  # a cycle (only possible with aliases to a parent) counts once
+        if isinstance(n, yaml.MappingNode):
+            total = 1 + sum(size(k) + size(v) for k, v in n.value)
+        elif isinstance(n, yaml.SequenceNode):
+            total = 1 + sum(size(v) for v in n.value)
+        else:
+            total = 1
+        sizes[id(n)] = total
+        return total
+
+    return 0 if node is None else size(node)
+
+
+def _too_deep(path: Path) -> CnnlabError:
+    return CnnlabError("is nested too deeply to read", where=str(path),
+                       fix="an experiment file is a few levels deep: remove the runaway brackets or indentation")
 
 
 def merge(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
@@ -226,7 +283,7 @@ def _describe(error: Mapping[str, Any]) -> str:
         return "is not a known field"
     if kind == "missing":
         return "is required"
-    return f"{error['msg'].lower()} (got {value!r})"
+    return f"{error['msg'].lower()} (got {shorten(repr(value))})"
 
 
 def _known_fields(loc: Sequence[str]) -> list[str]:

@@ -12,6 +12,8 @@ from collections.abc import Iterator
 
 import torch
 
+from cnnlab.errors import CnnlabError
+
 
 class TensorLoader:
     """Batches of ``(x[i], y[i])``; ``x`` (N, C, H, W) float, ``y`` (N,) or (N, K)."""
@@ -19,7 +21,11 @@ class TensorLoader:
     def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, *, shuffle: bool = False,
                  seed: int = 0, drop_last: bool = False) -> None:
         if len(x) != len(y):
-            raise ValueError(f"x has {len(x)} samples and y {len(y)}")
+            raise CnnlabError(f"x has {len(x)} samples and y {len(y)}", where="TensorLoader(x, y)",
+                              fix="give one target per image")
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+            raise CnnlabError(f"batch size must be a positive integer, got {batch_size!r}", where="batch_size",
+                              fix="e.g. 32")
         self.x, self.y = x, y
         self.batch_size, self.shuffle, self.seed, self.drop_last = batch_size, shuffle, seed, drop_last
         self.epoch = 0

@@ -60,6 +60,34 @@ def canonical_loss(name: str) -> str:
     return ALIASES[key]
 
 
+def check_loss(name: str, task: str, units: int) -> str:
+    """The canonical loss name, or a clear error when it cannot train this task / output.
+
+    ``task``: ``classification`` or ``regression``; ``units``: the model's outputs per
+    image. Regression takes mse / mae / huber; binary_crossentropy one sigmoid unit;
+    the categorical cross-entropies two or more units.
+    """
+    kind = canonical_loss(name)
+    if task == "regression" and kind in CLASSIFICATION:
+        raise CnnlabError(f"{kind} is a classification loss and the data is a regression (numbers as targets)",
+                          where="loss", fix="use mse, mae or huber (or leave the loss out to get mse)")
+    if task != "regression" and kind not in CLASSIFICATION:
+        raise CnnlabError(f"{kind} is a regression loss and the data is a classification (class labels as targets)",
+                          where="loss", fix="use sparse_categorical_crossentropy (or leave the loss out)")
+    if kind == "binary_crossentropy" and units != 1:
+        raise CnnlabError(f"binary_crossentropy needs a model with one sigmoid output; this one has {units}",
+                          where="loss", fix="use sparse_categorical_crossentropy, or end the model with Dense(1, sigmoid)")
+    if kind in ("categorical_crossentropy", "sparse_categorical_crossentropy") and units < 2:
+        raise CnnlabError(f"{kind} needs one output per class (two or more); this model has {units}",
+                          where="loss", fix="use binary_crossentropy for a one-unit model")
+    return kind
+
+
+def _shape_error(what: str, output: torch.Tensor, target: torch.Tensor, fix: str) -> CnnlabError:
+    return CnnlabError(f"{what}: the model's output is {tuple(output.shape)} and the targets are {tuple(target.shape)}",
+                       where="loss", fix=fix)
+
+
 def class_weights_from_counts(counts: Sequence[int]) -> torch.Tensor:
     """Keras / scikit-learn 'balanced' weights: w_c = N / (K * n_c); empty classes get 0."""
     counts_t = torch.as_tensor(list(counts), dtype=torch.float64)
@@ -134,6 +162,10 @@ def make_loss(
 
         def cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
             logits = logits.float()
+            if logits.dim() != 2 or target.shape[:1] != logits.shape[:1] or target.dim() not in (1, 2) \
+                    or (target.dim() == 2 and target.shape != logits.shape):
+                raise _shape_error(f"{kind} takes outputs (N, K) and targets (N,) or (N, K)", logits, target,
+                                   "end the model with Dense(K) for K classes, and give one label per image")
             if target.dim() == logits.dim():  # one-hot or soft targets (N, K)
                 soft = target.float()
                 if smoothing:
@@ -151,6 +183,9 @@ def make_loss(
     if kind == "binary_crossentropy":
 
         def binary(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+            if target.numel() != logits.numel() or target.shape[:1] != logits.shape[:1]:
+                raise _shape_error("binary_crossentropy takes one output and one 0/1 target per image (or D of each)",
+                                   logits, target, "end the model with Dense(1, sigmoid), or use a categorical loss")
             logits = logits.float().reshape(target.shape[0], -1)
             y = target.float().reshape(logits.shape)
             smooth_y = y * (1.0 - smoothing) + 0.5 * smoothing if smoothing else y
@@ -161,6 +196,9 @@ def make_loss(
         return binary
 
     def regression(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if target.numel() != output.numel() or target.shape[:1] != output.shape[:1]:
+            raise _shape_error(f"{kind} takes as many outputs per image as the target has numbers", output, target,
+                               "end the model with Dense(D) for D numbers per image (Dense(1) for one)")
         output = output.float().reshape(target.shape[0], -1)
         y = target.float().reshape(output.shape)
         if kind == "mse":

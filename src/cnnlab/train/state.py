@@ -20,12 +20,13 @@ import random
 import re
 import warnings
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
 
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, check_seed, shorten
 from cnnlab.files import atomic_write_bytes
 
 STATE_DIR = "state"
@@ -56,9 +57,10 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def seed_everything(seed: int) -> None:
-    """Seed Python, numpy and torch (all devices)."""
+    """Seed Python, numpy and torch (all devices); ``seed`` in 0 .. 2**32 - 1."""
+    seed = check_seed(seed)
     random.seed(seed)
-    np.random.seed(seed % 2**32)
+    np.random.seed(seed)
     torch.manual_seed(seed)
 
 
@@ -83,8 +85,12 @@ def save_state(run_dir: Path, state: dict[str, Any], *, global_step: int, epoch_
     return path
 
 
-def load_latest_state(run_dir: Path) -> tuple[dict[str, Any], Path]:
-    """The newest state whose bytes match their checksum; older ones are tried with a warning."""
+def load_latest_state(run_dir: Path, notice: Callable[[str], None] | None = None) -> tuple[dict[str, Any], Path]:
+    """The newest state whose bytes match their checksum; older ones are tried, with a notice.
+
+    ``notice(text)`` is told of each state passed over (one line); default: a warning.
+    """
+    notice = notice or (lambda text: warnings.warn(text, stacklevel=3))
     run_dir = Path(run_dir)
     files = state_files(run_dir)
     if not files:
@@ -92,15 +98,18 @@ def load_latest_state(run_dir: Path) -> tuple[dict[str, Any], Path]:
                           fix="give the folder of a run that trained at least one checkpoint (--out of `cnnlab train`)")
     for path in reversed(files):
         expected = _NAME.match(path.name).group(3)  # type: ignore[union-attr]
-        data = path.read_bytes()
+        try:
+            data = path.read_bytes()
+        except OSError as error:
+            notice(f"{path} cannot be read ({error.strerror or error}); using the previous state")
+            continue
         if hashlib.sha256(data).hexdigest() != expected:
-            warnings.warn(f"{path} is corrupted or half-written (checksum mismatch); using the previous state",
-                          stacklevel=2)
+            notice(f"{path} is corrupted or half-written (checksum mismatch); using the previous state")
             continue
         try:
             return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True), path
         except Exception as error:  # a file with the right checksum that still does not load
-            warnings.warn(f"{path} cannot be read ({error}); using the previous state", stacklevel=2)
+            notice(f"{path} cannot be read ({shorten(str(error), 120)}); using the previous state")
     raise CnnlabError(f"every training state in {run_dir / STATE_DIR} is corrupted", where=str(run_dir),
                       fix="start the run again without --resume")
 

@@ -29,6 +29,7 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
+from cnnlab.errors import CnnlabError, shorten
 from cnnlab.train import state as ckpt
 from cnnlab.inference.bundle import save_bundle
 from cnnlab.train.callbacks import Callback, TerminateOnNaN
@@ -66,10 +67,36 @@ def uses_bf16(mixed_precision: bool | None, device: torch.device) -> bool:
     return auto_mixed_precision(device) if mixed_precision is None else mixed_precision
 
 
-def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+DEVICES = "auto, cpu, cuda, cuda:N (N = 0 .. GPUs - 1) or mps"
+
+
+def resolve_device(device: str | torch.device | None = "auto", *, where: str = "device") -> torch.device:
+    """``auto`` (CUDA when there is a GPU, else the CPU), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``,
+    checked against what this machine and this torch build have; anything else is one
+    clear error naming ``where`` and the valid values."""
     if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    if isinstance(device, torch.device):
+        text = str(device)
+    elif isinstance(device, str):
+        text = device.strip().lower()
+    else:
+        raise CnnlabError(f"must be a device name, got {device!r}", where=where, fix=f"use {DEVICES}")
+    kind, _, index = text.partition(":")
+    if kind not in ("cpu", "cuda", "mps") or (index and not index.isdigit()) or (index and kind != "cuda"):
+        raise CnnlabError(f"unknown device {shorten(repr(device), 60)}", where=where, fix=f"use {DEVICES}")
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            why = "this torch is built without CUDA" if torch.version.cuda is None else "no CUDA GPU is visible"
+            raise CnnlabError(f"CUDA is not available ({why})", where=where,
+                              fix="use --device cpu (or auto), or run on a machine with a GPU and a CUDA build of torch")
+        if index and int(index) >= torch.cuda.device_count():
+            count = torch.cuda.device_count()
+            raise CnnlabError(f"there is no GPU {index}: this machine has {count} (cuda:0 .. cuda:{count - 1})",
+                              where=where, fix=f"use cuda:0 .. cuda:{count - 1}, or cuda / auto")
+    if kind == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise CnnlabError("Apple's MPS is not available here", where=where, fix="use --device cpu (or auto)")
+    return torch.device(text)
 
 
 class Trainer:
@@ -142,7 +169,9 @@ class Trainer:
 
     def save_bundle(self, folder: str | Path, logs: Mapping[str, float] | None = None) -> Path:
         """Save the current weights as a bundle (``model.json`` + ``weights.safetensors``)."""
-        assert self.head is not None, "save_bundle is available once training started"
+        if self.head is None:
+            raise CnnlabError("the model's output head is not known yet", where="Trainer.save_bundle",
+                              fix="call fit() first (or set trainer.head = find_output_head(model, x))")
         meta = dict(self.bundle_meta)
         meta["task"] = self.task
         meta["output"] = {"activation": self.head.activation, "in_model": self.head.module is not None,
@@ -186,7 +215,8 @@ class Trainer:
     @torch.no_grad()
     def evaluate(self, loader: Loader, prefix: str = "") -> dict[str, float]:
         """Loss and metrics of the model on ``loader`` (eval mode, on logits)."""
-        assert self.head is not None
+        if self.head is None:
+            self._find_head(loader)
         tracker = MetricTracker(self.metric_names, self.device)
         was_training = self.model.training
         self.model.eval()
@@ -307,10 +337,17 @@ class Trainer:
             ckpt.save_state(self.run_dir, self.state_dict(), global_step=self.global_step, epoch_done=epoch_done)
 
     def _restore(self) -> None:
-        assert self.run_dir is not None, "resume needs a run folder"
+        if self.run_dir is None:
+            raise CnnlabError("resume needs the run folder the states are saved in", where="Trainer(run_dir=...)",
+                              fix="pass run_dir= the folder of the run to continue")
         ckpt.remove_stale_temporaries(self.run_dir)
-        state, path = ckpt.load_latest_state(self.run_dir)
-        self.load_state_dict(state)
+        state, path = ckpt.load_latest_state(self.run_dir, notice=lambda text: self.say(f"notice: {text}"))
+        try:
+            self.load_state_dict(state)
+        except (RuntimeError, ValueError, KeyError, TypeError) as error:
+            raise CnnlabError(f"the saved state does not fit this model, optimiser or callbacks "
+                              f"({shorten(str(error), 160)})", where=str(path),
+                              fix="resume with the run's own settings, or start a new run with another --out") from None
         self.say(f"resuming from {path.name}: epoch {self.epoch + 1}, step {self.step}")
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
