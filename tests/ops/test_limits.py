@@ -136,13 +136,12 @@ def test_output_extension_pillow_cannot_write(picture: Path, capsys: pytest.Capt
 def test_paths_too_long_or_folders(picture: Path, capsys: pytest.CaptureFixture[str]) -> None:
     long_name = "a" * 300 + ".png"
     line = _fails(capsys, ["filter", long_name, "-k", "sharpen", "-o", "out.png"])
-    assert line == f"error: {brief(long_name, 120)}: cannot be opened (File name too long) Fix: check the path"
-    assert "(304 characters)" in line
+    assert line.endswith("is too long for the file system (304 characters) Fix: use a shorter path (each folder or file name at most 255 bytes)")
     line = _fails(capsys, ["filter", str(picture), "-k", "sharpen", "-o", long_name])
-    assert line.endswith("cannot be written (File name too long) Fix: check the folder exists and is writable, and the name is not a folder")
+    assert line.endswith("is too long for the file system (304 characters) Fix: use a shorter path (each folder or file name at most 255 bytes)")
     assert _fails(capsys, ["match", ".", str(picture)]) == "error: .: is not a file Fix: give the path of an image file, not a folder"
     Path("folder.png").mkdir()
     assert _fails(capsys, ["filter", str(picture), "-k", "sharpen", "-o", "folder.png"]) == (
-        "error: folder.png: cannot be written (Is a directory) Fix: check the folder exists and is writable, and the name is not a folder"
+        "error: folder.png: is a folder; a file is written here Fix: give a file name, e.g. folder.png/out.png"
     )
     assert sorted(p.name for p in Path.cwd().iterdir()) == ["a.png", "folder.png"]  # nothing half-written left

@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from cnnlab.errors import CnnlabError
-from cnnlab.files import atomic_path
+from cnnlab.files import atomic_path, path_kind
 from cnnlab.ops.limits import brief
 
 __all__ = ["draw_box", "read_image", "to_uint8", "writable_extensions", "write_image"]
@@ -39,13 +39,10 @@ def read_image(path: str | os.PathLike[str], mode: Literal["gray", "rgb"] | None
         raise CnnlabError(f"unknown mode {mode!r}", where="read_image", fix="use 'gray', 'rgb' or None")
     file = Path(path)
     where = _shown(file)
-    try:
-        exists, is_file = file.exists(), file.is_file()
-    except OSError as error:  # a name too long for the file system, a path through a file ...
-        raise CnnlabError(f"cannot be opened ({error.strerror or error})", where=where, fix="check the path") from None
-    if not exists:
+    kind = path_kind(file, where=where)  # a name too long for the file system ... is one clear error there
+    if kind == "missing":
         raise CnnlabError("no such file", where=where, fix="check the path (and the current folder)")
-    if not is_file:
+    if kind != "file":
         raise CnnlabError("is not a file", where=where, fix="give the path of an image file, not a folder")
     try:
         with warnings.catch_warnings():

@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from cnnlab.files import path_kind
 from cnnlab.ops.limits import brief
 from cnnlab.spec.errors import SpecError
 
@@ -44,14 +45,14 @@ def load_spec(path: str | os.PathLike[str]) -> dict[str, Any]:
     """
     file = Path(path)
     where = str(file) if len(str(file)) <= 120 else brief(str(file), 120)
-    try:
-        is_file = file.is_file()
-        size = file.stat().st_size if is_file else 0
-    except OSError as error:  # a name too long for the file system, a path through a file ...
-        raise SpecError(f"cannot be opened ({error.strerror or error})", where=where, fix="check the path") from None
-    if not is_file:
-        what = "is a folder, not a spec file" if file.is_dir() else "no spec file at this path"
+    kind = path_kind(file, where=where)  # a name too long for the file system ... is one clear error there
+    if kind != "file":
+        what = "is a folder, not a spec file" if kind == "dir" else "no spec file at this path"
         raise SpecError(what, where=where, fix="check the path; specs are .yaml, .yml or .json files")
+    try:
+        size = file.stat().st_size
+    except OSError as error:
+        raise SpecError(f"cannot be read ({error.strerror or error})", where=where, fix="check the file's permissions") from None
     if size > MAX_SPEC_BYTES:
         raise SpecError(
             f"is {size:,} bytes, over the limit of {MAX_SPEC_BYTES:,} for a spec",
