@@ -308,8 +308,8 @@ def _run(argv: list[str], folder: Path) -> None:
     if "Traceback" in text:
         raise Escape(f"traceback in the output: {text[-1500:]}")
     errors = [line for line in err.getvalue().splitlines() if line.startswith("error:")]
-    if code == 2 and errors and len(err.getvalue().strip().splitlines()) > 1 + text.count("Usage:") * 20:
-        raise Escape(f"an error of several lines: {err.getvalue()[-800:]}")
+    if len(errors) > 1 or (errors and err.getvalue().strip().splitlines()[-1] != errors[0]):
+        raise Escape(f"an error of several lines: {err.getvalue()[-800:]}")  # one line, and nothing after it
     after = _snapshot(folder)
     changed = sorted(p for p, stat in after.items() if before.get(p) != stat and stat[0] != -1)
     stray = [p for p in changed if not _allowed(p, argv)]

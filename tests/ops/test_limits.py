@@ -145,3 +145,11 @@ def test_paths_too_long_or_folders(picture: Path, capsys: pytest.CaptureFixture[
         "error: folder.png: is a folder; a file is written here Fix: give a file name, e.g. folder.png/out.png"
     )
     assert sorted(p.name for p in Path.cwd().iterdir()) == ["a.png", "folder.png"]  # nothing half-written left
+
+
+def test_demo_needs_a_folder_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    # `--out ''` used to write the demo's 16 files into the current folder (found by tests/test_fuzz_cli.py)
+    monkeypatch.chdir(tmp_path)
+    for empty in ("", "  "):
+        assert _fails(capsys, ["demo", "--out", empty]) == "error: --out: is empty Fix: give a folder name for the demo files, e.g. --out lab-demo"
+    assert list(tmp_path.iterdir()) == []

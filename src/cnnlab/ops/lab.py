@@ -345,6 +345,8 @@ _DEMO_FILTERS = [
 
 def run_demo(out_dir: str | os.PathLike[str]) -> list[tuple[Path, str]]:
     """The short lab of the README on :func:`lab_picture`; returns (file, what it shows)."""
+    if not str(out_dir).strip():
+        raise CnnlabError("is empty", where="--out", fix="give a folder name for the demo files, e.g. --out lab-demo")
     folder = Path(out_dir)
     if folder.exists() and not folder.is_dir():
         raise CnnlabError("exists and is not a folder", where=str(folder), fix="give a folder name for --out")
