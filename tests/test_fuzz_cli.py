@@ -332,6 +332,26 @@ def pool(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+# Command lines the fuzz found escaping, fixed since: each must now pass the same checks.
+FOUND = [
+    ["demo", "--out", ""],  # wrote the demo's files into the current folder
+    ["data", "inspect", "", "--data", "", "--out", "out.jpg"],  # --data '' cached decoded images in the current folder
+    ["filter", "img.png", "-k", "box:10000000000", "-o", "out.png"],
+    ["summary", "deep.yaml"],
+    ["summary", "notutf8.yaml"],
+    ["match", "img.png", "patch.png", "-o", "out.psd"],
+]
+
+
+@pytest.mark.parametrize("argv", FOUND, ids=[" ".join(a) or "-" for a in FOUND])
+def test_found_by_the_fuzz(pool: Path, tmp_path: Path, argv: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CNNLAB_DATA", "cnnlab-data")
+    folder = tmp_path / "ex"
+    shutil.copytree(pool, folder, symlinks=True)
+    _run(argv, folder)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in pool.iterdir())  # nothing new beside the pool
+
+
 def test_every_command_is_fuzzed() -> None:
     names = {" ".join(path) for path, _ in _commands()}
     assert {"filter", "match", "shape", "demo", "summary", "models", "train", "evaluate", "predict", "data inspect", "data download"} <= names
