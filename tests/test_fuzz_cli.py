@@ -13,7 +13,8 @@ current directory, and fails the test on
 - "Traceback" anywhere in the output, or an error that is not one line;
 - a file written (or changed) anywhere but under a path given on the line
   (or beside a given output with its name as a prefix, e.g. ``heat-box.png``
-  for ``-o heat.png``) or under the data root ($CNNLAB_DATA).
+  for ``-o heat.png``), under the data root ($CNNLAB_DATA) or in a command's
+  documented default output folder (``train``: ``runs/``, printed).
 
 Trainings stay tiny: 8 images of 8x8, ``--epochs`` 1 (or 0 / -1, which must
 fail), no ``--compile``. ``data download`` only gets names that are not data
@@ -259,15 +260,23 @@ def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
     return seen
 
 
+# Where a command writes when no path is given, as its --help documents (and it prints the path).
+DEFAULT_OUTPUTS = {("train",): "runs"}
+
+
 def _allowed(written: str, argv: list[str]) -> bool:
     parts = Path(written).parts
     if parts and parts[0] == "cnnlab-data":
+        return True
+    if any(tuple(argv[: len(command)]) == command and parts[0] == folder for command, folder in DEFAULT_OUTPUTS.items()):
         return True
     for value in argv:
         if not value or value.startswith("-") or len(value) > 255:
             continue
         given = Path(os.path.normpath(value)).parts
-        if given in ((), (".",)):
+        if given == (".",):
+            return True  # the current folder itself was given (e.g. --data .)
+        if given == ():
             continue
         if parts[: len(given)] == given:  # the path itself or under it
             return True
