@@ -21,6 +21,9 @@ demo: install
 	$(BIN)/cnnlab train shapes --out runs/shapes-demo -q
 	$(BIN)/cnnlab evaluate runs/shapes-demo shapes
 	$(BIN)/cnnlab demo --out lab-demo
+	@test -f runs/shapes-demo/report.html || $(BIN)/cnnlab report runs/shapes-demo
+	@echo "the run's report: runs/shapes-demo/report.html (open it in a browser)"
 
 test: install
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 	$(BIN)/python -m pytest -q

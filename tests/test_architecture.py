@@ -32,7 +32,7 @@ ALLOWED = {
     "models": BASE | {"ops", "nn", "spec"},
     "data": BASE | {"ops"},
     "inference": LOW,
-    "train": LOW | {"inference"},
+    "train": LOW | {"inference", "report"},  # report: only run_experiment's final write_report, inside the function
     "explain": LOW | {"inference"},
     "report": LOW | {"inference", "explain", "train"},
     "serve": LOW | {"inference", "explain"},
