@@ -181,6 +181,8 @@ def _value(draw: st.DrawFn, command: tuple[str, ...], param: typing.Any) -> str:
         return draw(st.sampled_from([*MISSING, "garbage.png", "spec-tiny.yaml", "imgs", "exp.json"]))
     if command == ("data", "download") and name == "name":
         return draw(st.sampled_from(["nope", "mnist2", "", "../x", "imgs"]))  # never a real set: no network in tests
+    if name == "nproc":  # never a real multi-process launch here (each would train for seconds)
+        return str(draw(st.sampled_from([1, 0, -1, 2**31, 2**63, 10**30])))
     if name in ("epochs",):
         return str(draw(st.sampled_from([1, 1, 1, 0, -1])))
     if name in VALUES and draw(st.integers(0, 4)):
@@ -352,6 +354,7 @@ FOUND = [
     ["summary", "deep.yaml"],
     ["summary", "notutf8.yaml"],
     ["match", "img.png", "patch.png", "-o", "out.psd"],
+    ["train", "imgs", "--epochs", "1", "--nproc", str(2**63)],  # torch's launcher built 2**63 workers: hung, 9 GB
 ]
 
 
