@@ -206,6 +206,12 @@ def to_onnx_bytes(loaded: Any, *, opset: int | None = None) -> tuple[bytes, dict
                           fix=(f"replace the layer that uses {op} with one ONNX supports, or serve the bundle with eager torch"
                                if op else "serve the bundle with eager torch (cnnlab serve RUN without the export extra)")) from None
     proto = program.model_proto
+    # The exporter falls back to its own opset when it cannot convert down to the one asked for,
+    # and a file of another opset than requested would fail later in the user's runtime.
+    written = next((entry.version for entry in proto.opset_import if entry.domain in ("", "ai.onnx")), opset)
+    if written != opset:
+        raise CnnlabError(f"the exporter cannot write opset {opset} for this model (it wrote opset {written})",
+                          where="--opset", fix=f"use --opset {written} (or leave it out: {DEFAULT_OPSET})")
     metadata = metadata_of(loaded, shape)
     del proto.metadata_props[:]
     for key, value in metadata.items():
