@@ -16,7 +16,6 @@ Loading never unpickles: safetensors for tensors, JSON for the rest.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 from collections.abc import Mapping
@@ -26,6 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from cnnlab.data.remote import sha256_of as sha256_file  # one file hash for downloads and bundles
 from cnnlab.errors import CnnlabError
 from cnnlab.files import atomic_path, atomic_write_text, path_kind
 
@@ -41,12 +41,6 @@ def versions() -> dict[str, str]:
     return {"cnnlab": __version__, "torch": torch.__version__, "python": platform.python_version()}
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def weights_of(model: nn.Module) -> dict[str, torch.Tensor]:
