@@ -219,7 +219,7 @@ def filters(model: Any, layer: str | nn.Module | None = None) -> tuple[str, np.n
     if layer is None:
         name, chosen = convs[0]
     else:
-        by_name = dict(convs)
+        by_name = dict(_candidates(module))  # every layer by its summary name: a pooling layer is named, then refused
         found = layer if isinstance(layer, nn.Module) else by_name.get(layer)
         if found is None and isinstance(layer, str):
             try:
@@ -228,9 +228,9 @@ def filters(model: Any, layer: str | nn.Module | None = None) -> tuple[str, np.n
                 found = None
         if found is None or _conv_weight(found) is None:
             names = [n for n, _ in convs]
-            what = "no layer" if found is None else "no convolutional layer"
+            what = f"the model has no layer {layer!r}" if found is None else f"layer {layer!r} is not convolutional"
             shown = ", ".join(names) if len(names) <= 30 else ", ".join(names[:20]) + f" ... ({len(names)} in all)"
-            raise CnnlabError(f"the model has {what} {layer!r}", where="--layer",
+            raise CnnlabError(f"{what} (it has no filters)" if found is not None else what, where="--layer",
                               fix=f"use a convolutional layer: {shown}")
         chosen = found
         name = next((n for n, m in convs if m is found), str(layer))
