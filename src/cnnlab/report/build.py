@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from cnnlab.errors import CnnlabError
-from cnnlab.files import atomic_write_text
+from cnnlab.files import atomic_write_text, check_output
 from cnnlab.report import figures as fig
 from cnnlab.report.run import Run, read_run
 
@@ -490,6 +490,8 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     A folder that is not a run is a :class:`CnnlabError`; a run that crashed
     (states but no final bundle) gets a report that says so and shows what exists.
     """
+    if out is not None:  # refused before the minutes of plots and evaluation, not after
+        check_output(out, example=REPORT_FILE, where=f"--out {out}")
     context = build_context(run_dir)
     context["build_seconds"] = f"{time.perf_counter() - context.pop('_started'):.1f}"
     html = render("report.html.j2", **context)

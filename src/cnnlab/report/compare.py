@@ -137,9 +137,12 @@ def compare_runs(run_dirs: Sequence[str | Path], out: str | Path | None = None, 
     from cnnlab import __version__
     from cnnlab.report.build import render
 
+    from cnnlab.files import check_output
+
     data = comparison(run_dirs)
-    print_table(data, console)
     path = Path(out) if out is not None else Path(COMPARE_FILE)
+    check_output(path, example=COMPARE_FILE, where=f"--out {path}")  # before the table, not after it
+    print_table(data, console)
     html = render("compare.html.j2", title=f"cnnlab: {len(data['names'])} runs compared", cnnlab_version=__version__,
                   **{k: v for k, v in data.items() if k != "raw"})
     atomic_write_text(path, html)

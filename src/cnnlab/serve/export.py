@@ -264,9 +264,11 @@ def export_onnx(model: Any, out: str | Path | None = None, *, opset: int | None 
     ``max |p_onnx - p_cnnlab| <= atol``. ``out=None`` checks without writing
     (``ExportResult.model_bytes`` holds the model). Nothing is written when any step fails.
     """
-    from cnnlab.files import atomic_write_bytes
+    from cnnlab.files import atomic_write_bytes, check_output
 
     start = time.perf_counter()
+    if out is not None:  # refused before the export's seconds of tracing, not after
+        check_output(out, example="model.onnx", where=f"--out {out}")
     loaded = _load(model)
     shape = input_shape_of(loaded)
     data, metadata = to_onnx_bytes(loaded, opset=opset)

@@ -1,0 +1,31 @@
+"""A bad --out is refused in one line before any work is done (reports take minutes on large runs)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import cnnlab.report.build as build
+from cnnlab.cli import main
+
+
+def test_report_out_a_folder_is_refused_before_building(tmp_path: Path, monkeypatch, capsys) -> None:
+    def never(run_dir):
+        raise AssertionError("the report was built before its --out was checked")
+
+    monkeypatch.setattr(build, "build_context", never)
+    assert main(["report", str(tmp_path), "-o", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"--out {tmp_path}: is a folder" in err
+    assert f"e.g. {tmp_path / 'report.html'}" in err  # the suggested name is an HTML page, not out.png
+
+
+def test_compare_out_a_folder_is_refused_before_the_table(tmp_path: Path, monkeypatch, capsys) -> None:
+    import cnnlab.report.compare as compare
+
+    monkeypatch.setattr(compare, "comparison", lambda dirs: {"names": ["a", "b"]})
+    monkeypatch.setattr(compare, "print_table", lambda *a: pytest.fail("table printed before --out was checked"))
+    assert main(["compare", "a", "b", "-o", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"e.g. {tmp_path / 'compare.html'}" in err
