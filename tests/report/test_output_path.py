@@ -29,3 +29,15 @@ def test_compare_out_a_folder_is_refused_before_the_table(tmp_path: Path, monkey
     assert main(["compare", "a", "b", "-o", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"e.g. {tmp_path / 'compare.html'}" in err
+
+
+def test_compare_the_same_run_twice_is_refused(tmp_path: Path, capsys) -> None:
+    assert main(["compare", str(tmp_path), str(tmp_path / "." ), "-o", str(tmp_path / "c.html")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is given twice" in err and not (tmp_path / "c.html").exists()
+
+    from cnnlab.errors import CnnlabError
+    from cnnlab.report.compare import comparison
+
+    with pytest.raises(CnnlabError, match="given twice"):
+        comparison(["same", "same"])  # one string object twice

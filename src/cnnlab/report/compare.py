@@ -80,6 +80,12 @@ def comparison(run_dirs: Sequence[str | Path]) -> dict[str, Any]:
     """Everything the comparison shows, as plain values."""
     if len(run_dirs) < 2:
         raise CnnlabError("needs at least two runs to compare", where="RUN...", fix="give two or more run folders")
+    seen: dict[Path, int] = {}
+    for i, d in enumerate(run_dirs):  # two columns of one run compare nothing and cannot be told apart
+        first = seen.setdefault(Path(d).resolve(), i)
+        if first != i:
+            raise CnnlabError(f"the run {d} is given twice (also as {run_dirs[first]})", where="RUN...",
+                              fix="give each run folder once")
     runs = [read_run(d) for d in run_dirs]
     names = [r.name for r in runs]
     if len(set(names)) < len(names):  # same folder name under different parents: use the path as given
