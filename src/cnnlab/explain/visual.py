@@ -81,8 +81,11 @@ def overlay(image: Any, heat: Any, alpha: float = 0.5, colormap: str = "jet") ->
     return np.clip(np.rint(out * 255), 0, 255).astype(np.uint8)
 
 
-def to_png_bytes(array: np.ndarray) -> bytes:
-    """A uint8 image (H, W) or (H, W, 3|4) as PNG bytes (Pillow)."""
+def to_png_bytes(array: np.ndarray, optimize: bool = False) -> bytes:
+    """A uint8 image (H, W), (H, W, 1) or (H, W, 3|4) as PNG bytes (Pillow, lossless).
+
+    ``optimize``: Pillow's slower, smaller encoding (pages that embed many pictures).
+    """
     from PIL import Image
 
     array = np.asarray(array)
@@ -91,7 +94,7 @@ def to_png_bytes(array: np.ndarray) -> bytes:
     if array.ndim == 3 and array.shape[-1] == 1:
         array = array[..., 0]
     buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(array)).save(buffer, format="PNG")
+    Image.fromarray(np.ascontiguousarray(array)).save(buffer, format="PNG", optimize=optimize)
     return buffer.getvalue()
 
 
