@@ -71,7 +71,12 @@ def read_meta(folder: str | Path) -> dict[str, Any]:
     folder = Path(folder)
     meta_path = folder / META
     if path_kind(meta_path, where=str(folder)) != "file":
-        raise CnnlabError(f"no {META} in {folder}", where=str(folder),
+        best, states = folder / "best", folder / "state"
+        if path_kind(best / META) == "file" or path_kind(states) == "dir":  # a run stopped before its final bundle
+            fix = (f"use its best checkpoint ({best}) or " if path_kind(best / META) == "file" else "") + \
+                f"finish it: cnnlab train --resume {folder}"
+            raise CnnlabError(f"the run has no final model ({META}): it did not finish", where=str(folder), fix=fix)
+        raise CnnlabError(f"no {META} here", where=str(folder),
                           fix="give a bundle folder (weights.safetensors + model.json) or a run folder")
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
