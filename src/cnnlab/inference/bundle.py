@@ -36,6 +36,7 @@ FORMAT_VERSION = 1
 
 
 def versions() -> dict[str, str]:
+    """The versions recorded in ``model.json``: cnnlab, torch and Python."""
     from cnnlab import __version__
 
     return {"cnnlab": __version__, "torch": torch.__version__, "python": platform.python_version()}

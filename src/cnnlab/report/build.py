@@ -195,6 +195,7 @@ def augment_grid(run: Run, train: Any) -> str | None:
 
 
 def model_section(run: Run, meta: dict[str, Any] | None, model: Any) -> dict[str, Any]:
+    """The model section: name, Keras-style summary rows (frozen layers marked) and parameter counts."""
     arch = (meta or {}).get("architecture") or {}
     name = ((arch.get("spec") or {}).get("name") if arch.get("kind") == "spec"
             else (arch.get("config") or {}).get("name")) or str(run.config.get("model") or "auto")
@@ -439,6 +440,7 @@ def _env() -> Any:
 
 
 def render(template: str, **context: Any) -> str:
+    """Render one of the package's jinja2 templates (autoescaped: class and file names are user data)."""
     return _env().get_template(template).render(**context)
 
 

@@ -29,6 +29,7 @@ def _plt():
 
 
 def png_uri(data: bytes) -> str:
+    """PNG bytes -> a ``data:image/png;base64,...`` URI (the page embeds every picture)."""
     return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
 
 

@@ -85,6 +85,7 @@ class OnnxModel:
 
 
 def read_metadata(session: Any) -> dict[str, str]:
+    """The ``metadata_props`` of the session's model (``cnnlab.*`` keys written by the export)."""
     return dict(session.get_modelmeta().custom_metadata_map)
 
 
