@@ -41,3 +41,24 @@ def test_compare_the_same_run_twice_is_refused(tmp_path: Path, capsys) -> None:
 
     with pytest.raises(CnnlabError, match="given twice"):
         comparison(["same", "same"])  # one string object twice
+
+
+def test_damaged_run_files_are_one_line(tmp_path: Path, capsys) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_bytes(b"\xff\xfe\x00 data")
+    (run / "history.csv").write_text("epoch,loss\n0,1.0\n")
+    assert main(["report", str(run), "-o", str(tmp_path / "r.html")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "config.yaml cannot be read (not UTF-8 text)" in err
+    (run / "config.yaml").write_text("data: {source: shapes}\n")
+    (run / "history.csv").write_bytes(b"\xff\xfeepoch,loss\n")
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "config.yaml").write_text("data: {source: shapes}\n")
+    (other / "history.csv").write_text("epoch,loss\n0,1.0\n")
+    for argv in (["report", str(run), "-o", str(tmp_path / "r.html")],
+                 ["compare", str(other), str(run), "-o", str(tmp_path / "c.html")]):
+        assert main(argv) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 2 and all("history.csv cannot be read" in line for line in lines)
