@@ -220,6 +220,7 @@ def is_comm_error(error: BaseException) -> bool:
 
 
 def rank_failure(world: World, error: BaseException, where: str) -> RankFailure:
+    """A one-line :class:`RankFailure` for a rank whose peer died (gloo / NCCL's first line, its log prefix cut)."""
     first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     first = re.sub(r"^\[[^\]]*\]\s*", "", first).split(". ")[0]  # gloo's "[file.cc:537] Read error ...: reset by peer."
     world.reported = True
