@@ -129,7 +129,7 @@ class CnnlabPeer:
         preprocessing = make_preprocessing(train_set)
         self.train = BatchLoader(train_set, batch_size, shuffle=True, seed=0, device=device, preprocessing=preprocessing)
         self.val = BatchLoader(val_set, max(batch_size, 256), shuffle=False, device=device, preprocessing=preprocessing)
-        head = api.check_output(module, self.train, "classification", classes, described)
+        head = api.check_model_output(module, self.train, "classification", classes, described)
         metrics = ["accuracy"]  # the same work as the other peers: training loss and accuracy
         run_dir.mkdir(parents=True, exist_ok=True)
         self.trainer = api._make_trainer(exp, module, head, self.train, self.val, train_set,

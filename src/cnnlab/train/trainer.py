@@ -35,6 +35,7 @@ from cnnlab.inference.bundle import save_bundle
 from cnnlab.train.callbacks import Callback, TerminateOnNaN
 from cnnlab.inference.head import OutputHead, find_output_head
 from cnnlab.train.metrics import MetricTracker
+from cnnlab.train.compiling import compile_model
 from cnnlab.train.optim import Schedule
 from cnnlab.train.progress import EpochProgress
 
@@ -136,7 +137,6 @@ class Trainer:
         self.channels_last = channels_last
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        self.forward_model: nn.Module = torch.compile(self.model) if compile else self.model
         self.loss_fn, self.optimizer, self.schedule = loss_fn, optimizer, schedule
         self.metric_names = list(metrics)
         self.callbacks = list(callbacks)
@@ -149,6 +149,8 @@ class Trainer:
         self.extra_state = dict(extra_state or {})
         self.mixed_precision = uses_bf16(mixed_precision, self.device)
         self.console = console
+        # compile=True: Inductor (off by default: on the CPU it measured slower, see cnnlab.train.compiling).
+        self.forward_model: nn.Module = compile_model(self.model, self.device, self.say) if compile else self.model
         self.history: list[dict[str, float]] = []
         self.stop_training = False
         self.epoch = 0  # epochs finished
