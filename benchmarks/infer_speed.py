@@ -11,6 +11,10 @@ For each model, one set of weights is saved as a cnnlab bundle and then run by:
 - ``onnxruntime``: the same model exported with ``torch.onnx.export`` (dynamic
   batch), run by an ``InferenceSession`` on the CPU, when onnx / onnxruntime are
   installed (``pip install onnx onnxruntime``); otherwise the line says so.
+- ``cnnlab_onnx``: the bundle exported by ``cnnlab export`` (``cnnlab.serve.export_onnx``:
+  preprocessing and softmax inside the graph) and run by ONNX Runtime on the same
+  uint8 images as ``cnnlab_images`` (the whole user path of ``cnnlab predict model.onnx``
+  and of ``cnnlab serve``), when the ``export`` extra is installed.
 
 Batch 1: latency (median ms of many calls). Batch 64: images/s (median call).
 One JSON line per model and peer.
@@ -81,6 +85,19 @@ def onnx_session(model: torch.nn.Module, example: torch.Tensor, path: Path):
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"]), None
 
 
+def cnnlab_onnx(loaded, path: Path):
+    """``cnnlab export``'s model as an OnnxModel (intra-op threads = torch's), or the reason there is none."""
+    try:
+        from cnnlab.errors import CnnlabError
+        from cnnlab.serve.export import export_onnx
+        from cnnlab.serve.onnx_model import load_onnx
+
+        export_onnx(loaded, path)
+        return load_onnx(path, threads=torch.get_num_threads()), None
+    except (ImportError, CnnlabError) as error:
+        return None, f"cnnlab export unavailable: {str(error).splitlines()[0]}"
+
+
 def bench_model(name: str, seconds: float) -> list[dict]:
     import cnnlab
     from cnnlab.models import create
@@ -110,6 +127,10 @@ def bench_model(name: str, seconds: float) -> list[dict]:
         }
         if session is not None:
             peers["onnxruntime"] = lambda b: session.run(None, {"x": tensors[b].numpy()})
+        exported, why_not = cnnlab_onnx(loaded, Path(tmp) / "cnnlab.onnx")
+        nhwc = {b: images[b].reshape(b, h, w, c) for b in (1, 64)}
+        if exported is not None:
+            peers["cnnlab_onnx"] = lambda b: exported.run(nhwc[b])
         # Same answers before timing anything (cnnlab returns probabilities: compare those).
         ref = plain_call(tensors[64]).float()
         probs = loaded.head.probabilities(ref).numpy()
@@ -117,6 +138,8 @@ def bench_model(name: str, seconds: float) -> list[dict]:
         agree = {"cnnlab_tensor": float(np.abs(loaded.predict_tensor(tensors[64]).numpy() - probs).max())}
         if session is not None:
             agree["onnxruntime"] = float(np.abs(session.run(None, {"x": tensors[64].numpy()})[0] - ref).max())
+        if exported is not None:
+            agree["cnnlab_onnx"] = float(np.abs(exported.run(nhwc[64]) - probs).max())
         for peer, call in peers.items():
             lat = timed_calls(lambda: call(1), seconds)
             thr = timed_calls(lambda: call(64), seconds, min_calls=5)
@@ -125,6 +148,8 @@ def bench_model(name: str, seconds: float) -> list[dict]:
                          "max_abs_diff_vs_plain": agree.get(peer), "threads": torch.get_num_threads()})
         if session is None:
             rows.append({"model": name, "peer": "onnxruntime", "skipped": why})
+        if exported is None:
+            rows.append({"model": name, "peer": "cnnlab_onnx", "skipped": why_not})
     return rows
 
 

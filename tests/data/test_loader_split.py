@@ -77,13 +77,27 @@ def test_standardisation_and_rescale():
 
 
 def test_ranks_partition_an_epoch():
-    data = tiny(10)
+    data = tiny(10, classes=10)  # target == position: batches name their samples
     seen = []
+    batches = []
     for rank in range(3):
         loader = BatchLoader(data, 2, shuffle=True, seed=3, rank=rank, world_size=3)
-        assert len(loader) == 2
+        assert len(loader) == 2  # every rank runs the single-process count of global batches of 6
+        assert [loader.global_batch_size(b) for b in range(2)] == [6, 4]
         seen.extend(loader.order(0).tolist())
-    assert sorted(set(seen)) == list(range(10)) and len(seen) == 12
+        batches.append([y.tolist() for _, y in loader.iter_epoch(0)])
+    # Exactly once each (no padding); the last global batch of 4 leaves rank 2 one empty batch.
+    assert sorted(seen) == list(range(10))
+    assert [len(b) for rank in batches for b in rank] == [2, 2, 2, 1, 2, 1]
+    single = [y.tolist() for _, y in BatchLoader(data, 6, shuffle=True, seed=3).iter_epoch(0)]
+    for b in range(2):  # the ranks' batch b together is the one-process batch b
+        assert sorted(sum((rank[b] for rank in batches), [])) == sorted(single[b])
+    # 4 ranks, last global batch of 2: ranks 2 and 3 get an empty batch of the right shape.
+    last = [list(BatchLoader(data, 2, shuffle=False, rank=r, world_size=4).iter_epoch(0))[-1] for r in range(4)]
+    assert [tuple(x.shape) for x, _ in last] == [(1, 3, 4, 5), (1, 3, 4, 5), (0, 3, 4, 5), (0, 3, 4, 5)]
+    assert [y.tolist() for _, y in last] == [[8], [9], [], []]
+    with pytest.raises(CnnlabError, match="fewer than the 11 processes"):
+        BatchLoader(data, 2, shuffle=False, rank=0, world_size=11)
 
 
 def test_prepare_images_at_predict_time_matches_the_loader(tmp_path: Path, kit):

@@ -123,11 +123,11 @@ def test_precision_sets_the_convolutions_dtype_on_the_cpu_and_is_saved(precision
     seen: set[torch.dtype] = set()
     original = Trainer._train_step
 
-    def spy(self, x, y):
+    def spy(self, x, y, *share):
         hooks = [m.register_forward_hook(lambda _m, _i, out: seen.add(out.dtype))
                  for m in self.model.modules() if isinstance(m, torch.nn.Conv2d)]
         try:
-            return original(self, x, y)
+            return original(self, x, y, *share)
         finally:
             for hook in hooks:
                 hook.remove()

@@ -19,12 +19,13 @@ _TRAIN_FLAGS = {
     "schedule.name": "--schedule", "loss.name": "--loss", "loss.label_smoothing": "--label-smoothing",
     "data.val_split": "--val-split", "augment": "--augment", "seed": "--seed", "out": "--out",
     "device": "--device", "checkpoint_every": "--checkpoint-every", "data.source": "DATA", "data.root": "--data",
-    "precision": "--precision",
+    "precision": "--precision", "sync_bn": "--sync-bn",
 }
 
 
 @app.command("train")
 def train_command(
+    ctx: typer.Context,
     data: Annotated[Optional[str], typer.Argument(help="Built-in set (shapes, mnist, ...), image folder or CSV.")] = None,
     model: Annotated[Optional[str], typer.Option("--model", help="Zoo name or spec file; default: picked for the data.")] = None,
     data_root: Annotated[Optional[str], typer.Option("--data", help="Data root (default $CNNLAB_DATA or ~/.cache/cnnlab).")] = None,
@@ -48,9 +49,16 @@ def train_command(
     precision: Annotated[Optional[str], typer.Option(help="auto (bf16 autocast on CUDA and on CPUs with AVX-512 BF16 / AMX, else fp32), fp32 or bf16.")] = None,
     checkpoint_every: Annotated[Optional[int], typer.Option("--checkpoint-every", help="Steps between mid-epoch states.")] = None,
     quiet: Annotated[int, typer.Option("--quiet", "-q", count=True, help="-q: one line per epoch; -qq: errors only.")] = 0,
+    nproc: Annotated[Optional[int], typer.Option("--nproc", help="Processes on this machine (DDP via torch's launcher, as torchrun --nproc-per-node): one per GPU, or CPU processes.")] = None,
+    sync_bn: Annotated[bool, typer.Option("--sync-bn", help="Batch norm statistics over all processes (SyncBatchNorm; CUDA only).")] = False,
 ) -> None:
     """Train a model on DATA (or --config FILE) into a run folder; --resume RUN continues one."""
+    from cnnlab.train import distributed
     from cnnlab.train.api import run_experiment
+
+    if nproc is not None and nproc != 1:  # the same command, once per process, under torch's launcher
+        argv = _command_line(ctx, drop={"nproc"})
+        raise typer.Exit(distributed.launch(nproc, ["train", *argv], run_hint=resume or out))
 
     if resume is not None and (config is not None or data is not None):
         raise CnnlabError("--resume continues a run with its saved config", where="--resume",
@@ -63,14 +71,39 @@ def train_command(
                  "loss.label_smoothing": label_smoothing, "data.val_split": val_split,
                  "augment": augment_options(augment), "seed": seed, "out": out, "device": device,
                  "checkpoint_every": checkpoint_every, "compile": True if compile else None,
-                 "precision": precision}
+                 "precision": precision, "sync_bn": True if sync_bn else None}
     verbose = {0: 1, 1: 2}.get(quiet, 0)
-    history = run_experiment(config, overrides, resume=resume, verbose=verbose, flags=_TRAIN_FLAGS, report=True,
-                             say=lambda text: typer.echo(text))
-    if verbose and history.rows:
+    with distributed.rank_errors():
+        history = run_experiment(config, overrides, resume=resume, verbose=verbose, flags=_TRAIN_FLAGS, report=True,
+                                 say=lambda text: typer.echo(text))
+    if verbose and history.rows and distributed.env_ranks()[0] == 0:
         last = history.rows[-1]
         shown = ", ".join(f"{k} {v:.4f}" for k, v in last.items() if k != "learning_rate")
         typer.echo(f"done: {history.epochs} epoch(s); {shown}; model in {history.run_dir}")
+
+
+def _command_line(ctx: typer.Context, drop: set[str]) -> list[str]:
+    """The options and arguments given to this command, as a command line again (for --nproc)."""
+    argv: list[str] = []
+    for param in ctx.command.params:
+        source = ctx.get_parameter_source(param.name)
+        if param.name in drop or getattr(source, "name", None) not in ("COMMANDLINE", "ENVIRONMENT"):
+            continue
+        value = ctx.params[param.name]
+        if param.param_type_name == "argument":
+            argv.append(str(value))
+            continue
+        opt = max(param.opts, key=len)
+        if getattr(param, "count", False):
+            argv += [opt] * int(value)
+        elif getattr(param, "is_flag", False):
+            argv.append(opt if value else (param.secondary_opts or [opt])[0])
+        elif getattr(param, "multiple", False):
+            for item in value:
+                argv += [opt, str(item)]
+        else:
+            argv += [opt, str(value)]
+    return argv
 
 
 @app.command("evaluate")
@@ -133,7 +166,7 @@ def evaluate_command(
 
 @app.command("predict")
 def predict_command(
-    model: Annotated[str, typer.Argument(help="Run folder or bundle.")],
+    model: Annotated[str, typer.Argument(help="Run folder, bundle or exported .onnx file.")],
     images: Annotated[list[str], typer.Argument(help="Image files or folders.")],
     top_k: Annotated[int, typer.Option("--top-k", min=1, help="Show the k most likely classes.")] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
@@ -146,7 +179,12 @@ def predict_command(
     from cnnlab.inference import load
     from cnnlab.inference.evaluate import image_files, predict_files
 
-    loaded = load(model)
+    if model.lower().endswith(".onnx"):  # an exported file runs on ONNX Runtime
+        from cnnlab.serve.onnx_model import load_onnx
+
+        loaded = load_onnx(model)
+    else:
+        loaded = load(model)
     records = predict_files(loaded, image_files(images), top_k=top_k)
     if as_json:
         typer.echo(json.dumps(records, indent=2))

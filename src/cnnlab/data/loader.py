@@ -179,6 +179,11 @@ class BatchLoader:
         self.device = torch.device(device)
         self.augment = augment
         self.drop_last = drop_last
+        if not 0 <= rank < world_size:
+            raise CnnlabError(f"rank {rank} is not in a world of {world_size}", where="rank", fix="0 <= rank < world_size")
+        if len(imageset) < world_size:
+            raise CnnlabError(f"the set has {len(imageset)} image(s), fewer than the {world_size} processes",
+                              where=imageset.name or "data", fix="use fewer processes or more images")
         self.rank, self.world_size = rank, world_size
         rescale = augment.rescale if augment is not None else None
         self.preprocessing = preprocessing or make_preprocessing(imageset, rescale=rescale)
@@ -209,13 +214,15 @@ class BatchLoader:
 
     # -- sizes and epochs --------------------------------------------------------------
 
-    def _per_rank(self) -> int:
-        n = len(self.imageset)
-        return -(-n // self.world_size)  # every rank gets the same count (padding by repetition)
-
     def __len__(self) -> int:
-        n = self._per_rank()
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+        """Batches per epoch: the same on every rank, that of one process with batch ``world_size * batch_size``."""
+        n, global_batch = len(self.imageset), self.batch_size * self.world_size
+        return n // global_batch if self.drop_last else -(-n // global_batch)
+
+    def global_batch_size(self, batch_index: int) -> int:
+        """Samples in batch ``batch_index`` summed over the ranks (the single-process batch's size)."""
+        global_batch = self.batch_size * self.world_size
+        return max(0, min(global_batch, len(self.imageset) - batch_index * global_batch))
 
     def set_epoch(self, epoch: int) -> None:
         """Make the next ``iter(loader)`` yield epoch ``epoch`` (for resume)."""
@@ -230,8 +237,9 @@ class BatchLoader:
         else:
             perm = np.arange(n)
         if self.world_size > 1:
-            total = self._per_rank() * self.world_size
-            perm = np.concatenate([perm, perm[: total - n]])[self.rank :: self.world_size]
+            # Positions r, r + W, ...: batch b of every rank together is the single-process batch b of
+            # W * batch_size; no padding, so the last shard may be shorter (or empty, see iter_epoch).
+            perm = perm[: len(self) * self.batch_size * self.world_size][self.rank :: self.world_size]
         return perm
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
@@ -240,7 +248,12 @@ class BatchLoader:
         self.epoch = epoch + 1
 
     def iter_epoch(self, epoch: int, start_batch: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
-        """Batches of epoch ``epoch`` from batch ``start_batch`` on; does not change ``self.epoch``."""
+        """Batches of epoch ``epoch`` from batch ``start_batch`` on; does not change ``self.epoch``.
+
+        With several ranks every rank yields ``len(self)`` batches; when the last global
+        batch has fewer samples than there are ranks, the ranks past them get an empty
+        batch (0 samples), which the trainer runs so that the ranks' collectives line up.
+        """
         order = self.order(epoch)
         # The whole epoch's order goes to the device once; batches slice it there.
         on_device = self._to_device(torch.from_numpy(order.astype(np.int64)))
@@ -260,6 +273,9 @@ class BatchLoader:
 
     def _batch(self, idx: np.ndarray, index: Tensor, epoch: int, batch_index: int) -> tuple[Tensor, Tensor]:
         y = self.targets[index]
+        if len(idx) == 0:  # an empty last shard (several ranks): the right shapes, nothing to augment
+            h, w, c = self.imageset.image_shape
+            return torch.zeros((0, c, h, w), device=self.device), y
         if self._floats is not None:
             x = self._floats[index]  # already scaled, and standardised when there is no augmentation
             if self.augment is None:
@@ -270,7 +286,9 @@ class BatchLoader:
             if self.augment is None:
                 return self._normalize(raw, from_unit=False), y
             x = raw.float().div_(255.0)
-        generator = torch.Generator().manual_seed(_epoch_seed(self.seed, epoch, batch_index, 1))
+        # Each rank draws its own augmentations (one process: the seeds of before).
+        parts = (self.seed, epoch, batch_index, 1) + ((self.rank,) if self.world_size > 1 else ())
+        generator = torch.Generator().manual_seed(_epoch_seed(*parts))
         return self._normalize(self.augment(x, generator), from_unit=True), y
 
     def _normalize(self, x: Tensor, *, from_unit: bool) -> Tensor:

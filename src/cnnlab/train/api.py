@@ -214,12 +214,21 @@ def fit(data: str | None = None, model: Any = None, *, config: str | Path | None
 
 def run_experiment(config_path: str | Path | None, overrides: Mapping[str, Any], *, resume: str | Path | None = None,
                    verbose: int = 1, flags: Mapping[str, str] | None = None, say=None, report: bool = False) -> History:
-    """Validate, prepare everything, then train in the run folder (see the module doc)."""
+    """Validate, prepare everything, then train in the run folder (see the module doc).
+
+    Under torchrun (``RANK`` / ``WORLD_SIZE`` set) every process runs this with the
+    same arguments: each loads the data, checks everything, takes its shard, and
+    only rank 0 prints and writes (see :mod:`cnnlab.train.distributed`).
+    """
     from cnnlab.data.loader import BatchLoader, make_preprocessing
+    from cnnlab.train import distributed
     from cnnlab.train.losses import check_loss
     from cnnlab.train.state import seed_everything, state_files
-    from cnnlab.train.trainer import Trainer, resolve_device
+    from cnnlab.train.trainer import resolve_device
 
+    rank, world_size, local_rank = distributed.env_ranks()
+    if rank != 0:
+        verbose = 0  # only rank 0 prints
     say = say or (print if verbose else (lambda *_: None))
     split_record = None
     has_state = False
@@ -246,7 +255,7 @@ def run_experiment(config_path: str | Path | None, overrides: Mapping[str, Any],
             raise CnnlabError("the run folder already exists and is not empty", where=str(run_dir),
                               fix=f"continue it with --resume {run_dir}, or give another --out")
     device_flag = (flags or {}).get("device") if overrides.get("device") is not None else None
-    device = resolve_device(exp.device, where=device_flag or "device")
+    device = distributed.rank_device(resolve_device(exp.device, where=device_flag or "device"), world_size, local_rank)
     if exp.augment is not None:
         from cnnlab.data.augment import Augment
 
@@ -273,39 +282,63 @@ def run_experiment(config_path: str | Path | None, overrides: Mapping[str, Any],
 
     preprocessing = make_preprocessing(train_set, standardize=exp.data.standardize,
                                        rescale=augment.rescale if augment is not None else None)
+    # Several processes: each takes its shard of every epoch's global order (--batch-size per process).
     train = BatchLoader(train_set, exp.batch_size, shuffle=True, seed=exp.seed, device=device, augment=augment,
-                        preprocessing=preprocessing)
-    val = (BatchLoader(val_set, max(exp.batch_size, 256), shuffle=False, device=device, preprocessing=preprocessing)
-           if val_set is not None and len(val_set) else None)
+                        preprocessing=preprocessing, rank=rank, world_size=world_size)
+    val = (BatchLoader(val_set, max(exp.batch_size, 256), shuffle=False, device=device, preprocessing=preprocessing,
+                       rank=rank, world_size=world_size)
+           if val_set is not None and len(val_set) >= world_size else None)
 
     head = check_model_output(module, train, task, outputs, described)
     loss_name = exp.loss.name or default_loss(task, head)
     check_loss(loss_name, task, head.units)  # before the run folder exists: a wrong loss leaves nothing behind
     metrics = exp.metrics or (["mae"] if task == "regression" else
                               (["accuracy", "top5_accuracy"] if outputs > 5 else ["accuracy"]))
+    # Every rank has checked everything: join the group (then DDP makes rank 0's weights everyone's).
+    world = distributed.init(device)
+    try:
+        return _train(exp, module, head, train, val, train_set, loss_name, metrics, run_dir, device, verbose, arch,
+                      preprocessing, task, world, picked, split_record, has_state, say, resume, report)
+    finally:
+        distributed.shutdown(world)
+
+
+def _train(exp, module, head, train, val, train_set, loss_name, metrics, run_dir, device, verbose, arch,
+           preprocessing, task, world, picked, split_record, has_state, say, resume, report) -> History:
+    import numpy as np
+
+    from cnnlab.train.state import seed_everything
+
+    if world.distributed:  # each rank its own dropout masks (the weights come from rank 0 anyway)
+        seed_everything(int(np.random.SeedSequence([exp.seed, world.rank]).generate_state(1)[0]))
     trainer = _make_trainer(exp, module, head, train, val, train_set, loss_name, metrics, run_dir, device, verbose,
-                            arch, preprocessing, task)
+                            arch, preprocessing, task, world)
+    batch = f"batch {exp.batch_size}" if not world.distributed else \
+        f"batch {exp.batch_size} per process (global batch {exp.batch_size * world.world_size})"
     if exp.model is None or exp.loss.name is None:
         picked.append(f"loss {loss_name}, metrics {', '.join(metrics)}, optimizer {exp.optimizer.name} "
                       f"lr {exp.optimizer.lr:g} ({exp.schedule.name} schedule), "
-                      f"{exp.epochs} epochs of batch {exp.batch_size}")
+                      f"{exp.epochs} epochs of {batch}")
     if verbose and picked and not has_state:
         for line in picked:
             say(f"picked: {line}")
 
-    # Everything checked: now the run folder may be written.
-    if not has_state:
+    # Everything checked: now the run folder may be written (by rank 0 alone).
+    if not has_state and world.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / cfg.CONFIG_FILE, cfg.dump(exp))
         if split_record is not None:
             atomic_write_text(run_dir / SPLIT_FILE, json.dumps(split_record) + "\n")
     if verbose:
-        say(f"run folder: {run_dir} ({trainer.device.type}, {trainer.bundle_meta['training_precision']})")
+        where = f"{trainer.device.type}, {trainer.bundle_meta['training_precision']}"
+        if world.distributed:
+            where += f", {world.describe()}, global batch {exp.batch_size * world.world_size} = " \
+                     f"{world.world_size} x {exp.batch_size}"
+        say(f"run folder: {run_dir} ({where})")
     from cnnlab.train import runlog
 
     # run.json and the report are the run folder's: written by one process (rank 0 under torchrun).
-    main_process = not (torch.distributed.is_available() and torch.distributed.is_initialized()) \
-        or torch.distributed.get_rank() == 0
+    main_process = world.is_main
     if main_process:
         started = runlog.start_session(run_dir, resumed=resume is not None, device=str(trainer.device),
                                        precision=trainer.bundle_meta["training_precision"],
@@ -437,7 +470,7 @@ def check_model_output(module: nn.Module, loader: Any, task: str, outputs: int, 
 
 
 def _make_trainer(exp, module, head, train, val, train_set, loss_name, metrics, run_dir, device, verbose, arch,
-                  preprocessing, task):
+                  preprocessing, task, world=None):
     from cnnlab.train.callbacks import CSVLogger, EarlyStopping, ModelCheckpoint, ReduceLROnPlateau, TerminateOnNaN
     from cnnlab.train.losses import make_loss, resolve_class_weight
     from cnnlab.train.optim import make_optimizer, make_schedule, trainable_parameters
@@ -472,7 +505,8 @@ def _make_trainer(exp, module, head, train, val, train_set, loss_name, metrics, 
     trainer = Trainer(module, loss, optimizer, schedule=schedule, metrics=metrics, callbacks=callbacks,
                       device=device, run_dir=run_dir, checkpoint_every=exp.checkpoint_every, verbose=verbose,
                       regularization=make_regularization(module), task=task, bundle_meta=meta,
-                      compile=exp.compile, mixed_precision=MIXED_PRECISION[exp.precision])
+                      compile=exp.compile, mixed_precision=MIXED_PRECISION[exp.precision], world=world,
+                      sync_bn=exp.sync_bn)
     trainer.bundle_meta["training_precision"] = "bf16" if trainer.mixed_precision else "fp32"
     trainer.head = head
     return trainer

@@ -32,6 +32,7 @@ class Trainer(Protocol):
     run_dir: Path | None
     history: list[dict[str, float]]
     stop_training: bool
+    is_main: bool  # False on ranks > 0 of a distributed run: they write nothing
 
     def save_bundle(self, folder: str | Path, logs: Mapping[str, float] | None = None) -> Path: ...
 
@@ -215,6 +216,8 @@ class CSVLogger(Callback):
         self.filename, self.separator = filename, separator
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, float]) -> None:
+        if not trainer.is_main:  # several processes: rank 0 writes the (all-reduced) history
+            return
         path = Path(self.filename)
         if not path.is_absolute() and trainer.run_dir is not None:
             path = trainer.run_dir / path

@@ -130,6 +130,7 @@ class Experiment(Strict):
     checkpoint_every: int = Field(500, ge=0, description="steps between mid-epoch states (0: epoch ends only)")
     device: str = "auto"
     compile: bool = False
+    sync_bn: bool = Field(False, description="batch norm statistics over all processes (SyncBatchNorm; CUDA only)")
     precision: Literal["auto", "fp32", "bf16"] = Field(
         "auto", description="bf16 autocast ('auto': bf16 on CUDA and on CPUs with AVX-512 BF16 / AMX, else fp32)")
     out: str | None = None

@@ -12,7 +12,7 @@ with k=5), ``mae`` (mean absolute error, regression), ``mse``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -131,6 +131,17 @@ class MetricTracker:
         out = {f"{prefix}loss": values[0] / count}
         for name, total in zip(self.names, values[1:]):
             out[f"{prefix}{name}"] = total / count
+        return out
+
+    def reduced(self, reduce: Callable[[torch.Tensor], torch.Tensor], prefix: str = "") -> dict[str, float]:
+        """Epoch means over several processes: ``reduce`` sums ``[loss * n, metric sums..., n]``
+        (float64) over the ranks, e.g. with an all-reduce; this tracker's own sums are unchanged."""
+        self._fold()
+        total = reduce(torch.cat([self.sums, self.sums.new_tensor([float(self.count)])])).tolist()
+        count = max(total[-1], 1.0)
+        out = {f"{prefix}loss": total[0] / count}
+        for name, value in zip(self.names, total[1:-1]):
+            out[f"{prefix}{name}"] = value / count
         return out
 
     def state_dict(self) -> dict[str, torch.Tensor]:

@@ -15,6 +15,13 @@ whole state (weights, optimiser, schedule, callbacks, metric sums, history,
 RNG states, position) is written atomically (:mod:`cnnlab.train.state`).
 ``fit(..., resume=True)`` continues from the newest good state and, on the CPU,
 ends with the same weights and history as a run never interrupted.
+
+Several processes (``world``, see :mod:`cnnlab.train.distributed`): the model is
+wrapped in DistributedDataParallel, each rank trains on its shard of every global
+batch with its loss weighted by its share of the batch, the epoch's sums are
+all-reduced, and only rank 0 prints and writes (bundle, best, history, states);
+a state holds every rank's RNG and metric sums, so ``--resume`` with the same
+number of processes carries on exactly.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ import torch
 from torch import nn
 
 from cnnlab.errors import CnnlabError, shorten
+from cnnlab.train import distributed
 from cnnlab.train import state as ckpt
 from cnnlab.inference.bundle import save_bundle
 from cnnlab.train.callbacks import Callback, TerminateOnNaN
@@ -107,6 +115,8 @@ class Trainer:
     ``model.json`` (architecture, task, classes, input shape, preprocessing);
     the trainer adds the output head and the last metrics. ``regularization``
     returns the model's extra loss (the spec's kernel regularisers).
+    ``world`` (from :func:`cnnlab.train.distributed.init`) makes it one rank of a
+    DDP job; ``sync_bn`` converts batch norm to SyncBatchNorm there (CUDA only).
     """
 
     def __init__(
@@ -130,11 +140,18 @@ class Trainer:
         mixed_precision: bool | None = None,
         channels_last: bool = True,
         console: Any = None,
+        world: distributed.World | None = None,
+        sync_bn: bool = False,
     ) -> None:
+        self.world = world or distributed.World()
         self.device = resolve_device(device)
         self.model = model.to(self.device)
         self.cuda = self.device.type == "cuda"
         self.channels_last = channels_last
+        if sync_bn:
+            distributed.check_sync_bn(self.device)  # refused on the CPU, with the reason
+            if self.world.distributed:  # with one process plain batch norm is the same thing
+                self.model = distributed.convert_sync_batchnorm(self.model, self.device)
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.loss_fn, self.optimizer, self.schedule = loss_fn, optimizer, schedule
@@ -142,15 +159,20 @@ class Trainer:
         self.callbacks = list(callbacks)
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.checkpoint_every = int(checkpoint_every)
-        self.verbose = verbose
+        self.verbose = verbose if self.world.is_main else 0  # only rank 0 prints
         self.regularization = regularization
         self.task = task
         self.bundle_meta = dict(bundle_meta or {})
         self.extra_state = dict(extra_state or {})
         self.mixed_precision = uses_bf16(mixed_precision, self.device)
         self.console = console
+        # self.model stays the bare module (its state dict is the bundle's); training runs through DDP.
+        trained: nn.Module = distributed.wrap(self.model, self.world, self.device) if self.world.distributed \
+            else self.model
         # compile=True: Inductor (off by default: on the CPU it measured slower, see cnnlab.train.compiling).
-        self.forward_model: nn.Module = compile_model(self.model, self.device, self.say) if compile else self.model
+        self.forward_model: nn.Module = compile_model(trained, self.device, self.say) if compile else trained
+        # Evaluation bypasses DDP: its forward would run collectives, and shards may differ in batch counts.
+        self.eval_model: nn.Module = self.model if self.world.distributed else self.forward_model
         self.history: list[dict[str, float]] = []
         self.stop_training = False
         self.epoch = 0  # epochs finished
@@ -161,6 +183,11 @@ class Trainer:
         self.train_tracker = MetricTracker(self.metric_names, self.device)
 
     # ---------------------------------------------------------------- output
+
+    @property
+    def is_main(self) -> bool:
+        """Whether this process writes files (rank 0, or the only process)."""
+        return self.world.is_main
 
     def say(self, text: str) -> None:
         if self.verbose:
@@ -174,6 +201,8 @@ class Trainer:
         if self.head is None:
             raise CnnlabError("the model's output head is not known yet", where="Trainer.save_bundle",
                               fix="call fit() first (or set trainer.head = find_output_head(model, x))")
+        if not self.is_main:
+            return Path(folder)
         meta = dict(self.bundle_meta)
         meta["task"] = self.task
         meta["output"] = {"activation": self.head.activation, "in_model": self.head.module is not None,
@@ -203,16 +232,37 @@ class Trainer:
                 loss = loss + extra
         return loss
 
-    def _train_step(self, x: torch.Tensor, y: torch.Tensor) -> None:
+    def _train_step(self, x: torch.Tensor, y: torch.Tensor, share: float = 1.0) -> None:
+        """One optimiser step; ``share`` = ``m_r * W / m``, this rank's part of the global batch
+        (1 for one process and for full batches: see :mod:`cnnlab.train.distributed`)."""
         with self._autocast():
             outputs = self.forward_model(x)
-        loss = self._loss(outputs.float(), y)
+        if x.shape[0] == 0:
+            # An empty last shard: zero gradients, but the backward (and DDP's all-reduce) still runs.
+            loss = None
+            objective = outputs.float().sum() * 0.0
+        else:
+            loss = self._loss(outputs.float(), y)
+            objective = loss * share if share != 1.0 else loss
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        objective.backward()
         self.optimizer.step()
         if self.schedule is not None:
             self.schedule.after_step()
-        self.train_tracker.update(loss, outputs, y)
+        if loss is not None:
+            self.train_tracker.update(loss, outputs, y)
+
+    def _share(self, loader: Loader, batch_index: int, samples: int) -> float:
+        if not self.world.distributed:
+            return 1.0
+        total = loader.global_batch_size(batch_index)  # type: ignore[attr-defined]
+        return samples * self.world.world_size / total
+
+    def _epoch_logs(self, tracker: MetricTracker, prefix: str = "") -> dict[str, float]:
+        """The epoch's means over every rank's samples (one all-reduce of sums and counts)."""
+        if not self.world.distributed:
+            return tracker.compute(prefix)
+        return tracker.reduced(lambda sums: distributed.all_reduce_sum(sums, self.world), prefix)
 
     @torch.no_grad()
     def evaluate(self, loader: Loader, prefix: str = "") -> dict[str, float]:
@@ -222,21 +272,27 @@ class Trainer:
         tracker = MetricTracker(self.metric_names, self.device)
         was_training = self.model.training
         self.model.eval()
+        # Several processes: each evaluates its shard with rank 0's moving statistics.
+        distributed.broadcast_buffers(self.model, self.world)
         try:
             with self.head.logits():
                 for x, y in loader:
+                    if x.shape[0] == 0:
+                        continue
                     x, y = self._to_device(x, y)
                     with self._autocast():
-                        outputs = self.forward_model(x)
+                        outputs = self.eval_model(x)
                     tracker.update(self._loss(outputs.float(), y), outputs, y)
         finally:
             self.model.train(was_training)
-        return tracker.compute(prefix)
+        return self._epoch_logs(tracker, prefix)
 
     # ------------------------------------------------------------ the loop
 
     def fit(self, train: Loader, val: Loader | None = None, *, epochs: int, resume: bool = False) -> list[dict[str, float]]:
         """Train until ``epochs`` epochs are done (or a callback stops); returns the history."""
+        self._check_sharded(train, val)
+        self.world.training = True
         if self.head is None:
             self._find_head(train)
         if resume:
@@ -247,15 +303,34 @@ class Trainer:
         steps = len(train)
         self.model.train()
         with self.head.logits():
-            while self.epoch < epochs and not self.stop_training:
-                logs = self._run_epoch(train, val, epochs, steps, terminate_on_nan)
-                if logs is None:
-                    break
+            try:
+                while self.epoch < epochs and not self.stop_training:
+                    logs = self._run_epoch(train, val, epochs, steps, terminate_on_nan)
+                    if logs is None:
+                        break
+            except Exception as error:
+                if self.world.distributed and distributed.is_comm_error(error):
+                    where = f"epoch {self.epoch + 1}, step {self.step}"
+                    raise distributed.rank_failure(self.world, error, where) from None
+                raise
         for callback in self.callbacks:
             callback.on_train_end(self)
         if self.run_dir is not None:
             self.save_bundle(self.run_dir)
         return self.history
+
+    def _check_sharded(self, train: Loader, val: Loader | None) -> None:
+        for name, loader in (("training", train), ("validation", val)):
+            if loader is None:
+                continue
+            size = getattr(loader, "world_size", 1)
+            if size != self.world.world_size or getattr(loader, "rank", 0) != self.world.rank:
+                raise CnnlabError(f"the {name} loader is sharded for {size} process(es), the run has "
+                                  f"{self.world.world_size}", where=f"{name} loader",
+                                  fix="give cnnlab.data.BatchLoader(rank=world.rank, world_size=world.world_size)")
+        if self.world.distributed and not hasattr(train, "global_batch_size"):
+            raise CnnlabError("a distributed run needs a loader that knows the global batch", where="training loader",
+                              fix="use cnnlab.data.BatchLoader")
 
     def _find_head(self, train: Loader) -> None:
         _set_epoch(train, 0)
@@ -288,17 +363,20 @@ class Trainer:
         try:
             for x, y in self._batches(train, self.epoch, self.step):
                 x, y = self._to_device(x, y)
-                self._train_step(x, y)
+                share = self._share(train, self.step, x.shape[0])
+                self._train_step(x, y, share)
+                # the bar counts the global batch: every rank's images
+                images = x.shape[0] if not self.world.distributed else train.global_batch_size(self.step)  # type: ignore[attr-defined]
                 self.step += 1
                 self.global_step += 1
-                progress.update(self.step, x.shape[0], self.train_tracker.compute)
+                progress.update(self.step, images, self.train_tracker.compute)
                 if self.checkpoint_every and self.global_step % self.checkpoint_every == 0:
-                    if terminate_on_nan and not math.isfinite(self.train_tracker.compute()["loss"]):
+                    if terminate_on_nan and not math.isfinite(self._epoch_logs(self.train_tracker)["loss"]):
                         self.stop_training = True
                         self.say(f"TerminateOnNaN: loss is not finite at step {self.global_step}; stopping")
                         return None
                     self._checkpoint(epoch_done=False)
-            logs = self.train_tracker.compute()
+            logs = self._epoch_logs(self.train_tracker)
             if val is not None:
                 logs.update(self.evaluate(val, prefix="val_"))
             logs["learning_rate"] = float(self.optimizer.param_groups[0]["lr"])
@@ -332,27 +410,52 @@ class Trainer:
             "global_step": self.global_step,
             "stop_training": self.stop_training,
             "extra": self.extra_state,
+            "world_size": self.world.world_size,
         }
 
+    def _rank_state(self) -> dict[str, Any]:
+        """What differs between ranks: RNG states and this rank's metric sums."""
+        return {"tracker": self.train_tracker.state_dict(), "rng": ckpt.rng_state(), "epoch_rng": self._epoch_rng}
+
     def _checkpoint(self, *, epoch_done: bool) -> None:
-        if self.run_dir is not None:
-            ckpt.save_state(self.run_dir, self.state_dict(), global_step=self.global_step, epoch_done=epoch_done)
+        if self.run_dir is None:
+            return
+        # Every rank's part goes to rank 0, which alone writes the state.
+        ranks = distributed.all_gather_objects(self._rank_state(), self.world) if self.world.distributed else None
+        if not self.is_main:
+            return
+        state = self.state_dict()
+        if ranks is not None:
+            state["ranks"] = ranks
+        ckpt.save_state(self.run_dir, state, global_step=self.global_step, epoch_done=epoch_done)
 
     def _restore(self) -> None:
         if self.run_dir is None:
             raise CnnlabError("resume needs the run folder the states are saved in", where="Trainer(run_dir=...)",
                               fix="pass run_dir= the folder of the run to continue")
-        ckpt.remove_stale_temporaries(self.run_dir)
+        if self.is_main:  # the others only read
+            ckpt.remove_stale_temporaries(self.run_dir)
         state, path = ckpt.load_latest_state(self.run_dir, notice=lambda text: self.say(f"notice: {text}"))
         try:
-            self.load_state_dict(state)
+            self.load_state_dict(state, where=str(path))
         except (RuntimeError, ValueError, KeyError, TypeError) as error:
             raise CnnlabError(f"the saved state does not fit this model, optimiser or callbacks "
                               f"({shorten(str(error), 160)})", where=str(path),
                               fix="resume with the run's own settings, or start a new run with another --out") from None
         self.say(f"resuming from {path.name}: epoch {self.epoch + 1}, step {self.step}")
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any], where: str = "state") -> None:
+        saved_world = int(state.get("world_size", 1))
+        if saved_world != self.world.world_size:
+            def how(n: int) -> str:
+                return "one process" if n == 1 else f"{n} processes"
+            raise CnnlabError(f"the run was trained by {how(saved_world)}; this one has "
+                              f"{how(self.world.world_size)}", where=where,
+                              fix=f"resume it with {how(saved_world)} (`cnnlab train --resume RUN"
+                                  f"{f' --nproc {saved_world}' if saved_world > 1 else ''}`, or torchrun with "
+                                  f"{saved_world} in all), or start a new run")
+        if "ranks" in state:  # this rank's own RNG and metric sums
+            state = {**state, **state["ranks"][self.world.rank]}
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.schedule is not None:
