@@ -38,7 +38,7 @@ def build(case: str, variant: str, batch: int):
                fused=fused or None, **extra)
     forward = model
     if variant.startswith("compile"):
-        mode = "max-autotune-no-cudagraphs" if variant == "compile_max" else None
+        mode = "max-autotune-no-cudagraphs" if variant == "compile_max" else None  # compile_atenpool: default
         forward = torch.compile(model, mode=mode)
     return model, forward, opt
 
@@ -84,17 +84,32 @@ def run(case: str, batch: int, variants: list[str], rounds: int, bf16: bool) -> 
             "load_avg_1m": round(os.getloadavg()[0], 2)}
 
 
+def aten_pooling_under_inductor() -> None:
+    """Experiment (variant compile_atenpool): Inductor keeps ATen's max pooling (forward and
+    backward) instead of generating its own kernels; patches Inductor internals of torch 2.13."""
+    from torch._inductor import lowering
+
+    aten = torch.ops.aten
+    lowering.should_fallback_max_pool_with_indices = lambda kernel_size, *, n_dim: True
+    fallback = lowering.fallback_max_pool2d_with_indices_backward
+    for op in (aten.max_pool2d_with_indices_backward, aten.max_pool2d_with_indices_backward.default):
+        lowering.lowerings[op] = lambda *args, **kwargs: fallback(*args, **kwargs)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--cases", default="mnist_3conv,resnet20")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--variants", default="eager,compile,fused_sgd",
                    help="eager (also eager2...: a second identical copy, the noise floor), compile (Inductor default "
-                        "mode), compile_max (max-autotune-no-cudagraphs), fused_sgd, foreach_adam, fused_adam "
+                        "mode), compile_max (max-autotune-no-cudagraphs), compile_atenpool (Inductor with ATen's max "
+                        "pooling; alone), fused_sgd, foreach_adam, fused_adam "
                         "(SGD is foreach unless fused_)")
     p.add_argument("--rounds", type=int, default=20)
     p.add_argument("--bf16", action="store_true")
     a = p.parse_args()
+    if "compile_atenpool" in a.variants.split(","):
+        aten_pooling_under_inductor()  # process-wide: run it without the plain compile variant
     for case in a.cases.split(","):
         print(json.dumps(run(case, a.batch_size, a.variants.split(","), a.rounds, a.bf16)), flush=True)
 
