@@ -27,7 +27,7 @@ except ImportError:  # pragma: no cover
 from cnnlab.cli.app import app
 from cnnlab.errors import MAX_PART, CnnlabError, shorten
 
-COMMAND_MODULES = ("lab", "models", "data", "train", "explain", "report", "export", "serve")
+COMMAND_MODULES = ("lab", "models", "data", "train", "transfer", "explain", "report", "export", "serve")
 
 for _name in COMMAND_MODULES:
     importlib.import_module(f"cnnlab.cli.{_name}")

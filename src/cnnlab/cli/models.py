@@ -29,6 +29,7 @@ def summary_command(
     spec: Annotated[str, typer.Argument(help="A model spec (.yaml / .json), or the name of a zoo model.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     input_shape: Annotated[Optional[str], typer.Option("--input-shape", help="H,W,C for a zoo model (default: its own).")] = None,
+    freeze: Annotated[Optional[str], typer.Option(help="Show the model with these layers frozen: features, N blocks, or names / patterns.")] = None,
 ) -> None:
     """Print a model's layers, output shapes and parameter counts, as Keras's model.summary()."""
     import json
@@ -39,9 +40,22 @@ def summary_command(
     shape = parse_shape(input_shape) if input_shape else None
     from cnnlab.files import path_kind
 
-    target = load_spec(spec) if path_kind(spec, where=spec) == "file" else _zoo_model(spec, shape)
+    if spec.lower().endswith((".keras", ".h5", ".hdf5")):
+        from cnnlab.spec.keras_model import import_keras
+
+        target = import_keras(spec)
+    else:
+        target = load_spec(spec) if path_kind(spec, where=spec) == "file" else _zoo_model(spec, shape)
+    if freeze is not None:
+        from cnnlab.cli.train import _freeze_option
+        from cnnlab.spec import build
+        from cnnlab.train.transfer import apply_freeze, freeze_plan
+
+        target = build(target) if not hasattr(target, "parameters") else target
+        apply_freeze(freeze_plan(target, _freeze_option(freeze)))
     try:
         result = summary(target, input_shape=shape)
+        result.show_trainable = any(not row.trainable for row in result.layers if row.params)
     except SpecError as error:
         # The table up to the failing layer, then the one-line error (main prints it).
         if error.partial is not None and not as_json:

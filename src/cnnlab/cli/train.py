@@ -19,8 +19,31 @@ _TRAIN_FLAGS = {
     "schedule.name": "--schedule", "loss.name": "--loss", "loss.label_smoothing": "--label-smoothing",
     "data.val_split": "--val-split", "augment": "--augment", "seed": "--seed", "out": "--out",
     "device": "--device", "checkpoint_every": "--checkpoint-every", "data.source": "DATA", "data.root": "--data",
-    "precision": "--precision", "sync_bn": "--sync-bn",
+    "precision": "--precision", "sync_bn": "--sync-bn", "transfer.pretrained": "--pretrained",
+    "transfer.freeze": "--freeze", "transfer.freeze_epochs": "--freeze-epochs",
+    "transfer.backbone_lr_mult": "--backbone-lr-mult", "transfer.train_bn": "--train-bn",
 }
+
+
+def _lr_option(value: str | None):
+    """--lr: a positive number or 'find'."""
+    if value is None or value.strip().lower() == "find":
+        return None if value is None else "find"
+    try:
+        return float(value)
+    except ValueError:
+        raise CnnlabError(f"{value!r} is not a number", where="--lr", fix="give e.g. --lr 0.01, or --lr find") from None
+
+
+def _freeze_option(value: str | None):
+    """--freeze: 'features', 'none', a number of leading blocks, or comma-separated layer names / patterns."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return int(value)
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    return names[0] if len(names) == 1 else names
 
 
 @app.command("train")
@@ -32,7 +55,7 @@ def train_command(
     epochs: Annotated[Optional[int], typer.Option(help="Epochs to train.")] = None,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Images per step.")] = None,
     optimizer: Annotated[Optional[str], typer.Option(help="sgd, adam, adamw or rmsprop.")] = None,
-    lr: Annotated[Optional[float], typer.Option("--lr", help="Learning rate.")] = None,
+    lr: Annotated[Optional[str], typer.Option("--lr", help="Learning rate, or 'find' (the range test's suggestion).")] = None,
     momentum: Annotated[Optional[float], typer.Option(help="SGD / RMSprop momentum.")] = None,
     weight_decay: Annotated[Optional[float], typer.Option("--weight-decay", help="L2 weight decay.")] = None,
     schedule: Annotated[Optional[str], typer.Option(help="constant, step, exponential, cosine, onecycle, plateau.")] = None,
@@ -48,6 +71,11 @@ def train_command(
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the model.")] = False,
     precision: Annotated[Optional[str], typer.Option(help="auto (bf16 autocast on CUDA and on CPUs with AVX-512 BF16 / AMX, else fp32), fp32 or bf16.")] = None,
     checkpoint_every: Annotated[Optional[int], typer.Option("--checkpoint-every", help="Steps between mid-epoch states.")] = None,
+    pretrained: Annotated[Optional[str], typer.Option(help="Pretrained weights: a run folder / bundle, a .pth / .safetensors state dict, a .keras / .h5 file.")] = None,
+    freeze: Annotated[Optional[str], typer.Option(help="features, none, N leading blocks, or layer names / glob patterns (comma-separated).")] = None,
+    freeze_epochs: Annotated[Optional[int], typer.Option("--freeze-epochs", help="Train the new head alone N epochs, then unfreeze.")] = None,
+    backbone_lr_mult: Annotated[Optional[float], typer.Option("--backbone-lr-mult", help="Backbone learning rate as a fraction of the head's.")] = None,
+    train_bn: Annotated[bool, typer.Option("--train-bn", help="Let frozen batch norms train (default: inference mode).")] = False,
     quiet: Annotated[int, typer.Option("--quiet", "-q", count=True, help="-q: one line per epoch; -qq: errors only.")] = 0,
     nproc: Annotated[Optional[int], typer.Option("--nproc", help="Processes on this machine (DDP via torch's launcher, as torchrun --nproc-per-node): one per GPU, or CPU processes.")] = None,
     sync_bn: Annotated[bool, typer.Option("--sync-bn", help="Batch norm statistics over all processes (SyncBatchNorm; CUDA only).")] = False,
@@ -66,12 +94,15 @@ def train_command(
     if data is None and config is None and resume is None:
         raise CnnlabError("no data given", where="DATA", fix="e.g. `cnnlab train shapes` or `cnnlab train --config exp.yaml`")
     overrides = {"data.source": data, "data.root": data_root, "model": model, "epochs": epochs, "batch_size": batch_size,
-                 "optimizer.name": optimizer, "optimizer.lr": lr, "optimizer.momentum": momentum,
+                 "optimizer.name": optimizer, "optimizer.lr": _lr_option(lr), "optimizer.momentum": momentum,
                  "optimizer.weight_decay": weight_decay, "schedule.name": schedule, "loss.name": loss,
                  "loss.label_smoothing": label_smoothing, "data.val_split": val_split,
                  "augment": augment_options(augment), "seed": seed, "out": out, "device": device,
                  "checkpoint_every": checkpoint_every, "compile": True if compile else None,
-                 "precision": precision, "sync_bn": True if sync_bn else None}
+                 "precision": precision, "sync_bn": True if sync_bn else None,
+                 "transfer.pretrained": pretrained, "transfer.freeze": _freeze_option(freeze),
+                 "transfer.freeze_epochs": freeze_epochs, "transfer.backbone_lr_mult": backbone_lr_mult,
+                 "transfer.train_bn": True if train_bn else None}
     verbose = {0: 1, 1: 2}.get(quiet, 0)
     with distributed.rank_errors():
         history = run_experiment(config, overrides, resume=resume, verbose=verbose, flags=_TRAIN_FLAGS, report=True,

@@ -59,6 +59,7 @@ class Summary:
     non_trainable_params: int
     graph: bool = False
     notes: list[str] = field(default_factory=list)
+    show_trainable: bool = False  # Keras's summary(show_trainable=True): a Y / N column per layer
 
     @classmethod
     def from_rows(cls, name: str, rows: list[LayerRow], graph: bool = False) -> Summary:
@@ -83,7 +84,7 @@ class Summary:
         from rich.console import Console
 
         buffer = io.StringIO()
-        line_length = line_length or (108 if self.graph else 88)
+        line_length = line_length or (108 if self.graph else 88) + (12 if self.show_trainable else 0)
         console = Console(file=buffer, width=line_length + 40, highlight=False, force_terminal=color, color_system="standard" if color else None, soft_wrap=False)
         self._print(console, line_length)
         return buffer.getvalue()
@@ -93,7 +94,7 @@ class Summary:
         from rich.console import Console
 
         console = Console(file=file, highlight=False)
-        default = 108 if self.graph else 88
+        default = (108 if self.graph else 88) + (12 if self.show_trainable else 0)
         self._print(console, min(default, shutil.get_terminal_size().columns - 4))
 
     def __str__(self) -> str:
@@ -111,6 +112,10 @@ class Summary:
             positions = [0.45, 0.80, 1.0]
             header = ["Layer (type)", "Output Shape", "Param #"]
             alignment = ["left", "left", "right"]
+        if self.show_trainable:  # as Keras: the other columns shrink to 88 % and "Trainable" takes the rest
+            positions = [p * 0.88 for p in positions] + [1.0]
+            header.append("Trainable")
+            alignment.append("center")
         widths, current = [], 0
         for pos in positions:
             width = int(pos * line_length) - current
@@ -127,6 +132,8 @@ class Summary:
             if self.graph:
                 links = ", ".join(f"{ref}[[color(34)]0[/]][[color(34)]0[/]]" for ref in row.inputs or [])
                 cells.append(links or "-")
+            if self.show_trainable:
+                cells.append(("[bold color(34)]Y[/]" if row.trainable else "[bold color(9)]N[/]") if row.params else "[bold]-[/]")
             table.add_row(*cells)
         console.print(f'[bold]Model: "{escape(self.name)}"[/]')
         console.print(table)

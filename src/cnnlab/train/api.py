@@ -212,9 +212,35 @@ def fit(data: str | None = None, model: Any = None, *, config: str | Path | None
     return run_experiment(config, overrides, resume=resume, verbose=verbose, report=report)
 
 
+def lr_find(data: str | None = None, model: Any = None, *, config: str | Path | None = None,
+            png: str | Path | None = None, steps: int = 100, start_lr: float = 1e-7, end_lr: float = 10.0,
+            verbose: int = 1, data_root: str | Path | None = None, **options: Any):
+    """The learning-rate range test (:mod:`cnnlab.train.lr_find`) on the experiment ``fit`` would run.
+
+    Same arguments as :func:`fit` (``transfer.pretrained``, ``transfer.freeze`` ... included);
+    nothing is trained or written except the plot ``png``. Returns an ``LRFindResult``
+    (``.suggestion``, ``.lrs``, ``.losses``).
+    """
+    overrides: dict[str, Any] = {"data.source": str(data) if data is not None else None,
+                                 "data.root": str(data_root) if data_root is not None else None,
+                                 "model": str(model) if isinstance(model, Path) else model}
+    for key, value in options.items():
+        if isinstance(value, Mapping):
+            overrides.update({f"{key}.{sub}": inner for sub, inner in value.items()})
+        else:
+            overrides[key] = value
+    return run_experiment(config, overrides, verbose=verbose,
+                          find_only={"png": png, "steps": steps, "start_lr": start_lr, "end_lr": end_lr})
+
+
 def run_experiment(config_path: str | Path | None, overrides: Mapping[str, Any], *, resume: str | Path | None = None,
-                   verbose: int = 1, flags: Mapping[str, str] | None = None, say=None, report: bool = False) -> History:
+                   verbose: int = 1, flags: Mapping[str, str] | None = None, say=None, report: bool = False,
+                   find_only: Mapping[str, Any] | None = None) -> Any:
     """Validate, prepare everything, then train in the run folder (see the module doc).
+
+    ``optimizer.lr: find`` runs the learning-rate range test first and trains at its
+    suggestion (saved in config.yaml, the plot as lr_find.png). ``find_only``
+    ({png, steps, start_lr, end_lr}): run the test alone and return its result.
 
     Under torchrun (``RANK`` / ``WORLD_SIZE`` set) every process runs this with the
     same arguments: each loads the data, checks everything, takes its shard, and
@@ -269,13 +295,22 @@ def run_experiment(config_path: str | Path | None, overrides: Mapping[str, Any],
     task, classes = train_set.task, train_set.classes
     outputs = 1 if task == "regression" else len(classes)
     activation = "linear" if task == "regression" else "softmax"
-    module, arch, described = build_model(exp.model, exp.model_options, input_shape=train_set.image_shape,
-                                          outputs=outputs, activation=activation, seed=exp.seed)
+    find_lr = find_only is not None or exp.optimizer.lr == "find"
+    if exp.optimizer.lr == "find":  # a placeholder until the range test has spoken
+        exp = exp.model_copy(update={"optimizer": exp.optimizer.model_copy(update={"lr": 1e-3})})
+    transfer_notes: list[str] = []
+    if exp.transfer.pretrained:
+        module, arch, described, transfer_notes = _pretrained_model(exp, train_set.image_shape, outputs, activation)
+    else:
+        module, arch, described = build_model(exp.model, exp.model_options, input_shape=train_set.image_shape,
+                                              outputs=outputs, activation=activation, seed=exp.seed)
     want = tuple(int(v) for v in getattr(module, "input_shape", train_set.image_shape))
     if want != tuple(train_set.image_shape):  # a spec with its own input size: bring the images to it
         train_set, val_set, split_record = load_data(exp, split_record=split_record, image_size=want[:2], channels=want[2])
         picked.append(f"images resized to {want[0]}x{want[1]}x{want[2]} for the model")
-    if exp.model is None:
+    freeze = _freeze(exp, module)
+    transfer_notes += freeze[1]
+    if exp.model is None and not exp.transfer.pretrained:
         picked.insert(0, f"model {described} for {want[0]}x{want[1]}x{want[2]} images, "
                          f"{'regression' if task == 'regression' else f'{outputs} classes'}")
         exp = auto_settings(exp, len(train_set))
@@ -298,13 +333,14 @@ def run_experiment(config_path: str | Path | None, overrides: Mapping[str, Any],
     world = distributed.init(device)
     try:
         return _train(exp, module, head, train, val, train_set, loss_name, metrics, run_dir, device, verbose, arch,
-                      preprocessing, task, world, picked, split_record, has_state, say, resume, report)
+                      preprocessing, task, world, picked, split_record, has_state, say, resume, report,
+                      {"plan": freeze[0], "notes": transfer_notes, "find_lr": find_lr, "find_only": find_only})
     finally:
         distributed.shutdown(world)
 
 
 def _train(exp, module, head, train, val, train_set, loss_name, metrics, run_dir, device, verbose, arch,
-           preprocessing, task, world, picked, split_record, has_state, say, resume, report) -> History:
+           preprocessing, task, world, picked, split_record, has_state, say, resume, report, transfer=None) -> Any:
     import numpy as np
 
     from cnnlab.train.state import seed_everything
@@ -312,7 +348,23 @@ def _train(exp, module, head, train, val, train_set, loss_name, metrics, run_dir
     if world.distributed:  # each rank its own dropout masks (the weights come from rank 0 anyway)
         seed_everything(int(np.random.SeedSequence([exp.seed, world.rank]).generate_state(1)[0]))
     trainer = _make_trainer(exp, module, head, train, val, train_set, loss_name, metrics, run_dir, device, verbose,
-                            arch, preprocessing, task, world)
+                            arch, preprocessing, task, world, freeze_plan=transfer["plan"], say=say)
+    found = None
+    if transfer["find_lr"]:
+        from cnnlab.train.lr_find import range_test, save_plot
+
+        settings = dict(transfer["find_only"] or {})
+        png = settings.pop("png", None)
+        found = range_test(trainer, train, **{k: v for k, v in settings.items() if v is not None})
+        if transfer["find_only"] is not None:
+            if png is not None and world.is_main:
+                save_plot(found, png)
+            return found
+        exp = exp.model_copy(update={"optimizer": exp.optimizer.model_copy(update={"lr": found.suggestion})})
+        trainer = _make_trainer(exp, module, head, train, val, train_set, loss_name, metrics, run_dir, device,
+                                verbose, arch, preprocessing, task, world, freeze_plan=transfer["plan"], say=say)
+        picked.append(f"learning rate {found.suggestion:.3g} from the range test "
+                      f"({len(found.lrs)} steps, {found.lrs[0]:.0e} to {found.lrs[-1]:.1e}; plot in lr_find.png)")
     batch = f"batch {exp.batch_size}" if not world.distributed else \
         f"batch {exp.batch_size} per process (global batch {exp.batch_size * world.world_size})"
     if exp.model is None or exp.loss.name is None:
@@ -322,6 +374,9 @@ def _train(exp, module, head, train, val, train_set, loss_name, metrics, run_dir
     if verbose and picked and not has_state:
         for line in picked:
             say(f"picked: {line}")
+    if verbose and transfer["notes"] and not has_state:
+        for line in transfer["notes"]:
+            say(f"transfer: {line}")
 
     # Everything checked: now the run folder may be written (by rank 0 alone).
     if not has_state and world.is_main:
@@ -329,6 +384,10 @@ def _train(exp, module, head, train, val, train_set, loss_name, metrics, run_dir
         atomic_write_text(run_dir / cfg.CONFIG_FILE, cfg.dump(exp))
         if split_record is not None:
             atomic_write_text(run_dir / SPLIT_FILE, json.dumps(split_record) + "\n")
+        if found is not None:
+            from cnnlab.train.lr_find import save_plot
+
+            save_plot(found, run_dir / "lr_find.png")
     if verbose:
         where = f"{trainer.device.type}, {trainer.bundle_meta['training_precision']}"
         if world.distributed:
@@ -469,8 +528,41 @@ def check_model_output(module: nn.Module, loader: Any, task: str, outputs: int, 
     return head.for_task(task)
 
 
+def _pretrained_model(exp: cfg.Experiment, image_shape: Sequence[int], outputs: int,
+                      activation: str) -> tuple[nn.Module, dict[str, Any], str, list[str]]:
+    """The model of ``transfer.pretrained`` rebuilt for the data (see :mod:`cnnlab.train.transfer`)."""
+    from cnnlab.train.transfer import build_transfer_model, read_pretrained
+
+    pretrained = read_pretrained(exp.transfer.pretrained)
+    made = build_transfer_model(pretrained, exp.model, exp.model_options, input_shape=image_shape, outputs=outputs,
+                                activation=activation, seed=exp.seed)
+    notes = [f"{made.described}: {made.loaded} tensors loaded, new head ({len(made.fresh)} tensors) "
+             f"for {outputs} output{'s' if outputs != 1 else ''}"]
+    if made.adapted:
+        notes.append(f"first convolution {made.adapted[0]} adapted to {int(image_shape[2])} input channel(s) "
+                     "(kernels summed over the pretrained channels)" if int(image_shape[2]) == 1 else
+                     f"first convolution {made.adapted[0]} adapted to {int(image_shape[2])} input channels")
+    return made.module, made.architecture, made.described, notes
+
+
+def _freeze(exp: cfg.Experiment, module: nn.Module) -> tuple[Any, list[str]]:
+    """Apply ``transfer.freeze``; (the plan, lines for the run's log)."""
+    from cnnlab.train.transfer import apply_freeze, freeze_plan, frozen_summary
+
+    t = exp.transfer
+    plan = freeze_plan(module, t.freeze_setting)
+    if not plan:
+        return plan, ([frozen_summary(module)] if t.pretrained else [])
+    apply_freeze(plan, train_bn=t.train_bn)
+    names = plan.names
+    shown = ", ".join(names[:6]) + (f" ... ({len(names)} in all)" if len(names) > 6 else "")
+    when = f" for the first {t.freeze_epochs} epoch(s), then all layers train" if t.freeze_epochs else ""
+    bn = "" if t.train_bn else "; their batch norms in inference mode"
+    return plan, [f"frozen: {shown}{when}{bn}", frozen_summary(module)]
+
+
 def _make_trainer(exp, module, head, train, val, train_set, loss_name, metrics, run_dir, device, verbose, arch,
-                  preprocessing, task, world=None):
+                  preprocessing, task, world=None, freeze_plan=None, say=None):
     from cnnlab.train.callbacks import CSVLogger, EarlyStopping, ModelCheckpoint, ReduceLROnPlateau, TerminateOnNaN
     from cnnlab.train.losses import make_loss, resolve_class_weight
     from cnnlab.train.optim import make_optimizer, make_schedule, trainable_parameters
@@ -481,7 +573,12 @@ def _make_trainer(exp, module, head, train, val, train_set, loss_name, metrics, 
     loss = make_loss(loss_name, label_smoothing=exp.loss.label_smoothing, class_weight=weight,
                      huber_delta=exp.loss.huber_delta)
     o = exp.optimizer
-    optimizer = make_optimizer(o.name, trainable_parameters(module), lr=o.lr, momentum=o.momentum,
+    from cnnlab.train.transfer import Unfreeze, param_groups
+
+    t = exp.transfer
+    groups = param_groups(module, backbone_lr_mult=t.backbone_lr_mult, lr=o.lr) if t.backbone_lr_mult != 1.0 \
+        else trainable_parameters(module)
+    optimizer = make_optimizer(o.name, groups, lr=o.lr, momentum=o.momentum,
                                nesterov=o.nesterov, weight_decay=o.weight_decay)
     s = exp.schedule
     schedule = make_schedule(s.name, optimizer, epochs=exp.epochs, steps_per_epoch=len(train), step_size=s.step_size,
@@ -499,9 +596,15 @@ def _make_trainer(exp, module, head, train, val, train_set, loss_name, metrics, 
         callbacks.append(EarlyStopping(**c.early_stopping.model_dump()))
     if c.model_checkpoint is not None and val is not None:
         callbacks.append(ModelCheckpoint(**c.model_checkpoint.model_dump()))
+    if freeze_plan and t.freeze_epochs:
+        callbacks.append(Unfreeze(freeze_plan, t.freeze_epochs, backbone_lr_mult=t.backbone_lr_mult,
+                                  train_bn=t.train_bn, say=say if verbose else None))
     meta = {"architecture": architecture_of(module, arch), "classes": train_set.classes,
             "input_shape": list(train_set.image_shape), "preprocessing": preprocessing,
             "loss": loss_name, "seed": exp.seed}
+    if t.pretrained or freeze_plan:
+        meta["transfer"] = {"pretrained": t.pretrained, "freeze": t.freeze_setting, "freeze_epochs": t.freeze_epochs,
+                            "backbone_lr_mult": t.backbone_lr_mult, "train_bn": t.train_bn}
     trainer = Trainer(module, loss, optimizer, schedule=schedule, metrics=metrics, callbacks=callbacks,
                       device=device, run_dir=run_dir, checkpoint_every=exp.checkpoint_every, verbose=verbose,
                       regularization=make_regularization(module), task=task, bundle_meta=meta,

@@ -17,6 +17,7 @@ Example::
     schedule: {name: cosine}
     loss: {name: sparse_categorical_crossentropy, label_smoothing: 0.1}
     callbacks: {early_stopping: {patience: 5}}
+    transfer: {pretrained: runs/base, freeze: features, freeze_epochs: 1, backbone_lr_mult: 0.1}
     seed: 0
 """
 
@@ -29,7 +30,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from cnnlab.errors import CnnlabError, shorten
 from cnnlab.files import existing
@@ -55,10 +56,18 @@ class DataConfig(Strict):
 
 class OptimizerConfig(Strict):
     name: Literal["sgd", "adam", "adamw", "rmsprop"] = "adam"
-    lr: float = Field(1e-3, gt=0.0)
+    lr: Union[float, Literal["find"]] = Field(
+        1e-3, description="learning rate (> 0), or 'find': the range test's suggestion (cnnlab lr-find)")
     momentum: float = Field(0.0, ge=0.0, lt=1.0)
     nesterov: bool = False
     weight_decay: float = Field(0.0, ge=0.0)
+
+    @field_validator("lr")
+    @classmethod
+    def _positive(cls, value: Any) -> Any:
+        if value != "find" and not value > 0:
+            raise ValueError("must be > 0 (or 'find')")
+        return value
 
 
 class ScheduleConfig(Strict):
@@ -113,6 +122,24 @@ class CallbacksConfig(Strict):
     csv_logger: bool = True
 
 
+class TransferConfig(Strict):
+    """Transfer learning (see :mod:`cnnlab.train.transfer`)."""
+
+    pretrained: str | None = Field(None, description="a run folder / bundle, a .pth / .safetensors state dict, or a .keras / .h5 file")
+    freeze: Union[int, str, list[str], None] = Field(
+        None, description="'features', 'none', a number of leading blocks, or layer names / glob patterns "
+                          "(default: 'features' when freeze_epochs > 0, else 'none')")
+    freeze_epochs: int = Field(0, ge=0, description="train the new head alone this many epochs, then unfreeze (0: keep frozen)")
+    backbone_lr_mult: float = Field(1.0, gt=0.0, description="the backbone's learning rate as a fraction of the head's")
+    train_bn: bool = Field(False, description="let frozen parts' batch norms train (default: inference mode, statistics fixed)")
+
+    @property
+    def freeze_setting(self) -> Any:
+        if self.freeze is not None:
+            return self.freeze
+        return "features" if self.freeze_epochs else "none"
+
+
 class Experiment(Strict):
     model: Union[str, dict[str, Any], list[Any], None] = Field(
         None, description="zoo name, spec file (.yaml/.json) or inline spec; default: picked for the data")
@@ -127,6 +154,7 @@ class Experiment(Strict):
     loss: LossConfig = Field(default_factory=LossConfig)
     metrics: list[str] | None = None
     callbacks: CallbacksConfig = Field(default_factory=CallbacksConfig)
+    transfer: TransferConfig = Field(default_factory=TransferConfig)
     checkpoint_every: int = Field(500, ge=0, description="steps between mid-epoch states (0: epoch ends only)")
     device: str = "auto"
     compile: bool = False

@@ -456,6 +456,10 @@ class Trainer:
                                   f"{saved_world} in all), or start a new run")
         if "ranks" in state:  # this rank's own RNG and metric sums
             state = {**state, **state["ranks"][self.world.rank]}
+        for callback in self.callbacks:  # e.g. transfer.Unfreeze: the optimiser's groups as they were saved
+            before = getattr(callback, "before_restore", None)
+            if before is not None:
+                before(self, state)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.schedule is not None:
