@@ -34,7 +34,9 @@ def cpp_compiler() -> str | None:
 def inductor_cache_dir() -> Path:
     """Inductor's kernel and FX-graph cache: ``cache/inductor`` under the cnnlab cache
     root (``$CNNLAB_CACHE``, else the data root's cache folder), so a second run of the
-    same architecture reuses the compiled kernels. ``$TORCHINDUCTOR_CACHE_DIR`` wins."""
+    same architecture reuses the compiled kernels. ``$TORCHINDUCTOR_CACHE_DIR`` wins (and
+    so does Inductor's own ``/tmp/torchinductor_<user>`` where the process imported
+    ``torch._inductor`` before the trainer was built: its import fixes the variable)."""
     env = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
     if env:
         return Path(env)
@@ -46,6 +48,8 @@ def inductor_cache_dir() -> Path:
 def compile_model(model: nn.Module, device: torch.device, say: Callable[[str], None] | None = None) -> nn.Module:
     """``torch.compile(model)``, or ``model`` itself (with one line to ``say``) on a CPU
     without a C++ compiler."""
+    # Before anything of Inductor is imported: its import fixes $TORCHINDUCTOR_CACHE_DIR to /tmp/... otherwise.
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(inductor_cache_dir()))
     if device.type == "cpu":
         compiler = cpp_compiler()
         if compiler is None:
@@ -57,5 +61,4 @@ def compile_model(model: nn.Module, device: torch.device, say: Callable[[str], N
         from torch._inductor import config as inductor_config
 
         inductor_config.cpp.cxx = (None, compiler)  # the one found above, even if $CXX changed after import
-    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(inductor_cache_dir()))
     return torch.compile(model)
