@@ -113,7 +113,7 @@ class CnnlabPeer:
     """The trainer as ``cnnlab train`` builds it; ``epoch()`` trains one more epoch via ``fit``."""
 
     def __init__(self, model_name: str, train_set, val_set, batch_size: int, lr: float, device: torch.device,
-                 run_dir: Path, precision: str = "auto") -> None:
+                 run_dir: Path, precision: str = "auto", compile: bool = False) -> None:
         from cnnlab.data.loader import BatchLoader, make_preprocessing
         from cnnlab.train import api
         from cnnlab.train import config as cfg
@@ -121,7 +121,7 @@ class CnnlabPeer:
         exp = cfg.load_experiment(None, {
             "data.source": "benchmark", "model": model_name, "batch_size": batch_size, "seed": 0,
             "optimizer.name": "sgd", "optimizer.lr": lr, "optimizer.momentum": 0.9, "out": str(run_dir),
-            "device": device.type, "precision": precision,
+            "device": device.type, "precision": precision, "compile": compile,
         })
         classes = len(train_set.classes)
         module, arch, described = api.build_model(model_name, {}, input_shape=train_set.image_shape, outputs=classes,
@@ -129,7 +129,7 @@ class CnnlabPeer:
         preprocessing = make_preprocessing(train_set)
         self.train = BatchLoader(train_set, batch_size, shuffle=True, seed=0, device=device, preprocessing=preprocessing)
         self.val = BatchLoader(val_set, max(batch_size, 256), shuffle=False, device=device, preprocessing=preprocessing)
-        head = api.check_output(module, self.train, "classification", classes, described)
+        head = api.check_model_output(module, self.train, "classification", classes, described)
         metrics = ["accuracy"]  # the same work as the other peers: training loss and accuracy
         run_dir.mkdir(parents=True, exist_ok=True)
         self.trainer = api._make_trainer(exp, module, head, self.train, self.val, train_set,
@@ -168,7 +168,7 @@ class PlainPeer:
     """A competent user's loop: tensors in memory, model(x), loss.backward(), opt.step()."""
 
     def __init__(self, model_name: str, train_set, val_set, batch_size: int, lr: float, device: torch.device,
-                 channels_last: bool = True, bf16: bool = False) -> None:
+                 channels_last: bool = True, bf16: bool = False, compile: bool = False) -> None:
         x, y = as_arrays(train_set)
         xv, yv = as_arrays(val_set)
         # (N, H, W, C) uint8 -> (N, C, H, W) float in [0, 1], NCHW-contiguous.
@@ -186,6 +186,8 @@ class PlainPeer:
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.opt = torch.optim.SGD(self.model.parameters(), lr=lr, momentum=0.9)
+        # --compile: the same switch as cnnlab's (torch.compile of the model, Inductor's defaults).
+        self.forward = torch.compile(self.model) if compile else self.model
         self.batch_size, self.val_batch = batch_size, max(batch_size, 256)
         self.generator = torch.Generator().manual_seed(0)
 
@@ -204,7 +206,7 @@ class PlainPeer:
             if self.channels_last:
                 xb = xb.contiguous(memory_format=torch.channels_last)
             with self._autocast():
-                out = self.model(xb)
+                out = self.forward(xb)
             loss = F.cross_entropy(out.float(), yb)
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -225,7 +227,7 @@ class PlainPeer:
             if self.channels_last:
                 xb = xb.contiguous(memory_format=torch.channels_last)
             with self._autocast():
-                correct += int((self.model(xb).argmax(1) == self.yv[i:i + self.val_batch]).sum())
+                correct += int((self.forward(xb).argmax(1) == self.yv[i:i + self.val_batch]).sum())
         return correct / len(self.xv)
 
 
@@ -333,10 +335,10 @@ def run_case(case: str, batch_size: int, args: argparse.Namespace, keras_python:
         peers: dict[str, object] = {}
         if "cnnlab" in args.peers:
             peers["cnnlab"] = CnnlabPeer(model_name, train_set, val_set, batch_size, lr, device, Path(tmp) / "run",
-                                         args.precision)
+                                         args.precision, args.compile)
         if "plain" in args.peers:
             peers["plain"] = PlainPeer(model_name, train_set, val_set, batch_size, lr, device, not args.plain_nchw,
-                                       bf16=plain_bf16(args, device))
+                                       bf16=plain_bf16(args, device), compile=args.compile)
         if "keras" in args.peers and keras_python is not None:
             peers["keras"] = KerasPeer(keras_python, model_name, train_set, val_set, batch_size, lr, Path(tmp),
                                        args.keras_precision)
@@ -370,7 +372,7 @@ def run_case(case: str, batch_size: int, args: argparse.Namespace, keras_python:
     out = {
         "case": case, "model": model_name, "data": data, "batch_size": batch_size, "epochs": args.epochs,
         "train_images": len(train_set), "val_images": len(val_set), "device": str(device),
-        "torch_threads": torch.get_num_threads(), "cnnlab_precision": args.precision, "cnnlab_bf16": cnnlab_bf16, "plain_bf16": plain_bf16(args, device),
+        "torch_threads": torch.get_num_threads(), "compile": args.compile, "cnnlab_precision": args.precision, "cnnlab_bf16": cnnlab_bf16, "plain_bf16": plain_bf16(args, device),
         "keras_precision": args.keras_precision if "keras" in peers else None, "plain_layout": "nchw" if args.plain_nchw else "channels_last",
         "images_per_s": {k: round(v, 1) for k, v in rate.items()},
         "val_accuracy": {k: round(rows[-1]["val_accuracy"], 4) for k, rows in epochs.items()},
@@ -509,6 +511,9 @@ def main() -> None:
                         help="the plain loop's precision (same: cnnlab's)")
     parser.add_argument("--keras-precision", default="fp32", choices=["fp32", "bf16"],
                         help="Keras's precision: fp32 (its default) or bf16 (the mixed_bfloat16 policy)")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile both torch peers (cnnlab's `compile: true`; the first epoch includes "
+                             "the compile time)")
     parser.add_argument("--plain-nchw", action="store_true", help="plain loop in NCHW instead of channels-last")
     parser.add_argument("--data-root", default=os.environ.get("CNNLAB_BENCH_DATA", str(REPO.parent / "shared" / "data")))
     parser.add_argument("--keras-venv", default=str(REPO / ".venv-keras"))

@@ -34,7 +34,7 @@ ALLOWED = {
     "inference": LOW,
     "train": LOW | {"inference", "report"},  # report: only run_experiment's final write_report, inside the function
     "explain": LOW | {"inference"},
-    "report": LOW | {"inference", "explain", "train"},
+    "report": LOW | {"inference", "explain"},  # never train: train writes the report (a circle otherwise)
     "serve": LOW | {"inference", "explain"},
     "cli": LOW | {"inference", "train", "explain", "report", "serve"},
     "__main__": {"cli"},

@@ -121,18 +121,20 @@ def writable_folder(folder: str | os.PathLike[str]) -> bool:
 
 
 def check_output(path: str | os.PathLike[str], kind: Literal["file", "dir"] = "file", *,
-                 where: str | None = None) -> Path:
+                 where: str | None = None, example: str = "out.png") -> Path:
     """Refuse, with one clear error, a place cnnlab cannot write ``kind`` to.
 
     A folder where a file goes (or a file where a folder goes), a file in the way
     of a folder to create, or no permission to write there. Creates nothing.
+    ``example``: the file name the fix suggests inside a folder given for a file.
+    Callers that work long before writing check first, so a bad path costs no work.
     """
     target = Path(path)
     where = where or str(path)
     found = path_kind(target, where=where)
     if found == "dir" and kind == "file":
         raise CnnlabError("is a folder; a file is written here", where=where,
-                          fix=f"give a file name, e.g. {shorten_path(target / 'out.png')}")
+                          fix=f"give a file name, e.g. {shorten_path(target / example)}")
     if found in ("file", "other") and kind == "dir":
         raise CnnlabError("is a file; a folder is written here", where=where, fix="give the path of a folder")
     probe = target if found == "dir" else target.parent

@@ -148,7 +148,10 @@ def test_features_and_filters_commands(run, pictures, tmp_path, capsys):
     assert main(["filters", str(run), "-o", str(grid)]) == 0
     assert "4 filters 3x3 x 3 channel(s) of conv2d" in capsys.readouterr().out
     assert main(["filters", str(run), "--layer", "dense", "-o", str(grid)]) == 2
-    assert "conv2d, conv2d_1" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "layer 'dense' is not convolutional" in err and "conv2d, conv2d_1" in err
+    assert main(["filters", str(run), "--layer", "nope", "-o", str(grid)]) == 2
+    assert "the model has no layer 'nope'" in capsys.readouterr().err
 
 
 def test_feature_maps_and_filters_are_the_layer_values(run, pictures):

@@ -114,7 +114,7 @@ def test_output_activation_rules() -> None:
         assert not torch.allclose(logits.sum(1), torch.ones(2))
     with pytest.raises(CnnlabError, match="output_activation"):
         create("mnist_3conv", output_activation="tanh")
-    with pytest.raises(CnnlabError, match="unknown head"):
+    with pytest.raises(CnnlabError, match="option 'head': must be 'dense' or 'conv', got 'mlp'"):
         create("mnist_3conv", head="mlp")
-    with pytest.raises(CnnlabError, match="unknown top"):
+    with pytest.raises(CnnlabError, match="option 'top': must be 'flatten' or 'gap', got 'avg'"):
         create("bonet", top="avg")

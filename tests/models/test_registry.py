@@ -58,7 +58,7 @@ def test_config_rebuilds_the_model_and_is_json() -> None:
         ({"input_shape": (32, 32, 0)}, "channels"),
         ({"depth": 3}, "unknown option"),
         ({"pooling": "avg"}, "only applies to a backbone"),
-        ({"include_top": False, "pooling": "mean"}, "unknown pooling"),
+        ({"include_top": False, "pooling": "mean"}, "option 'pooling': must be None, 'avg' or 'max', got 'mean'"),
     ],
 )
 def test_user_errors_name_the_argument(kwargs: dict, message: str) -> None:

@@ -88,7 +88,7 @@ def test_explain_shows_the_worked_formula_and_the_notes_forms():
 def test_explain_with_dilation_has_no_notes_form():
     text = explain_output_size(10, 3, 1, 0, 2)
     assert text.splitlines()[-1].endswith("= 6")
-    assert "seed 000" not in text
+    assert "convolution notes" not in text and "lecture notes" not in text
 
 
 @pytest.mark.parametrize(

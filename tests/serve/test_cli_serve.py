@@ -201,3 +201,21 @@ def _explain_available() -> bool:
     except ImportError:
         return False
     return True
+
+
+def test_export_opset_the_exporter_cannot_write_exit_2(bundle, tmp_path, capsys):
+    # torch's exporter silently writes opset 18 when it cannot convert down to 7: refused, nothing written.
+    out = tmp_path / "m.onnx"
+    assert main(["export", str(bundle), "-o", str(out), "--opset", "7"]) == 2
+    err = capsys.readouterr().err
+    assert "--opset" in err and "opset 7" in err and "wrote opset 18" in err
+    assert len(err.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_export_out_a_folder_is_refused_before_tracing(bundle, tmp_path, monkeypatch, capsys):
+    import cnnlab.serve.export as export
+
+    monkeypatch.setattr(export, "to_onnx_bytes", lambda *a, **k: pytest.fail("traced before --out was checked"))
+    assert main(["export", str(bundle), "-o", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and f"e.g. {tmp_path / 'model.onnx'}" in err

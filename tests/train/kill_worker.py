@@ -1,4 +1,4 @@
-"""A small training run for the SIGKILL test: python kill_worker.py RUN_DIR [--resume]."""
+"""A small training run for the SIGKILL test: python kill_worker.py RUN_DIR [--resume] [--compile]."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from cnnlab.train.trainer import Trainer
 EPOCHS, BATCH, N = 3, 8, 480
 
 
-def main(run_dir: str, resume: bool) -> None:
+def main(run_dir: str, resume: bool, compile: bool = False) -> None:
     torch.set_num_threads(1)
     seed_everything(0)
     g = torch.Generator().manual_seed(0)
@@ -33,9 +33,9 @@ def main(run_dir: str, resume: bool) -> None:
     callbacks = [CSVLogger(), EarlyStopping(patience=3), ReduceLROnPlateau(patience=1)]
     trainer = Trainer(model, make_loss("sparse_categorical_crossentropy", label_smoothing=0.1), opt,
                       schedule=schedule, metrics=["accuracy", "top5"], callbacks=callbacks, device="cpu",
-                      run_dir=run_dir, checkpoint_every=5, verbose=0)
+                      run_dir=run_dir, checkpoint_every=5, verbose=0, compile=compile)
     trainer.fit(train, val, epochs=EPOCHS, resume=resume)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], "--resume" in sys.argv)
+    main(sys.argv[1], "--resume" in sys.argv, "--compile" in sys.argv)

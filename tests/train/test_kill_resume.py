@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -39,13 +40,16 @@ def wait_for_mid_epoch_state(process: subprocess.Popen, run_dir: Path) -> str:
 
 
 @pytest.mark.slow
-def test_sigkill_mid_epoch_then_resume_equals_uninterrupted(tmp_path):
+@pytest.mark.parametrize("flags", [(), ("--compile",)], ids=["eager", "compiled"])
+def test_sigkill_mid_epoch_then_resume_equals_uninterrupted(tmp_path, flags):
+    if flags and shutil.which(os.environ.get("CXX") or "g++") is None:
+        pytest.skip("torch.compile on the CPU needs a C++ compiler")
     reference = tmp_path / "reference"
-    done = run_worker(reference)
+    done = run_worker(reference, *flags)
     assert done.returncode == 0, done.stderr
 
     killed = tmp_path / "killed"
-    process = subprocess.Popen([sys.executable, str(WORKER), str(killed)], stdout=subprocess.DEVNULL,
+    process = subprocess.Popen([sys.executable, str(WORKER), str(killed), *flags], stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE)
     wait_for_mid_epoch_state(process, killed)
     process.send_signal(signal.SIGKILL)
@@ -53,7 +57,7 @@ def test_sigkill_mid_epoch_then_resume_equals_uninterrupted(tmp_path):
     assert process.returncode == -signal.SIGKILL
     assert not (killed / "weights.safetensors").exists()  # it really died before the end
 
-    resumed = run_worker(killed, "--resume")
+    resumed = run_worker(killed, "--resume", *flags)
     assert resumed.returncode == 0, resumed.stderr
 
     assert (killed / "history.csv").read_text() == (reference / "history.csv").read_text()

@@ -6,6 +6,7 @@ from cnnlab.errors import CnnlabError, shorten
 
 
 def parse_shape(text: str) -> tuple[int, ...]:
+    """``--input-shape`` text (``32,32,3`` or ``32x32x3``) -> a tuple of positive ints, or a one-line error."""
     try:
         shape = tuple(int(v) for v in text.replace("x", ",").split(","))
     except ValueError:

@@ -28,7 +28,7 @@ def _zoo_model(name: str, input_shape: tuple[int, ...] | None):  # noqa: ANN202
 def summary_command(
     spec: Annotated[str, typer.Argument(help="A model spec (.yaml / .json), or the name of a zoo model.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
-    input_shape: Annotated[Optional[str], typer.Option("--input-shape", help="H,W,C for a zoo model (default: its own).")] = None,
+    input_shape: Annotated[Optional[str], typer.Option("--input-shape", help="H,W,C: the input to summarise the model on (default: the spec's or zoo model's own).")] = None,
     receptive_field: Annotated[bool, typer.Option("--receptive-field", help="Add each layer's receptive field and effective stride.")] = False,
     freeze: Annotated[Optional[str], typer.Option(help="Show the model with these layers frozen: features, N blocks, or names / patterns.")] = None,
 ) -> None:
@@ -52,7 +52,10 @@ def summary_command(
         from cnnlab.spec import build
         from cnnlab.train.transfer import apply_freeze, freeze_plan
 
-        target = build(target) if not hasattr(target, "parameters") else target
+        from cnnlab.spec.build import with_input_shape
+
+        if not hasattr(target, "parameters"):  # a spec: built on the input shape asked for, then frozen
+            target = build(with_input_shape(target, shape) if shape else target)
         apply_freeze(freeze_plan(target, _freeze_option(freeze)))
     try:
         result = summary(target, input_shape=shape, receptive_field=receptive_field)

@@ -38,7 +38,7 @@ def lr_find_command(
     steps: Annotated[int, typer.Option(help="Steps of the test (at most 100).")] = 100,
     start_lr: Annotated[float, typer.Option("--start-lr", help="First rate.")] = 1e-7,
     end_lr: Annotated[float, typer.Option("--end-lr", help="Last rate.")] = 10.0,
-    png: Annotated[str, typer.Option(help="Where to write the plot.")] = "lr_find.png",
+    png: Annotated[Optional[str], typer.Option(help="Also write the plot here (.png).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the rates and losses as JSON.")] = False,
 ) -> None:
     """The learning-rate range test: exponentially growing rate, smoothed loss, a plot and a suggested rate."""
@@ -58,4 +58,5 @@ def lr_find_command(
         typer.echo(json.dumps(result.to_dict()))
         return
     typer.echo(f"suggested learning rate: {result.suggestion:.3g} ({len(result.lrs)} steps, "
-               f"{result.lrs[0]:.1e} to {result.lrs[-1]:.1e}); plot in {result.png}")
+               f"{result.lrs[0]:.1e} to {result.lrs[-1]:.1e})"
+               + (f"; plot in {result.png}" if result.png else "; add --png FILE for the plot"))

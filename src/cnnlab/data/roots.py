@@ -22,6 +22,8 @@ def data_root(root: str | os.PathLike[str] | None = None, *, create: bool = Fals
     is refused, not silently created) unless ``create`` (``cnnlab data download``,
     whose purpose is to fill it).
     """
+    if root is not None and not str(root).strip():  # '' would be the current folder, unasked
+        raise CnnlabError("is empty", where="--data", fix="give the data root folder, or leave --data out to use $CNNLAB_DATA or ~/.cache/cnnlab")
     if root is not None:
         path = Path(root).expanduser()
         kind = path_kind(path, where=f"--data {root}")

@@ -211,6 +211,7 @@ def float32(model: Any) -> nn.Module:
 
 
 def device_of(module: nn.Module) -> torch.device:
+    """The device of the module's first parameter (the CPU for a module without any)."""
     first = next(module.parameters(), None)
     return first.device if first is not None else torch.device("cpu")
 
@@ -379,6 +380,7 @@ def resolve_layer(root: nn.Module, layer: str | nn.Module | None, x: torch.Tenso
 
 
 def check_feature_map(name: str, out: Any, root: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``out`` when it is a feature map (N, C, H, W); else a one-line error listing the layers that give one."""
     if isinstance(out, torch.Tensor) and out.dim() == 4:
         return out
     shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__

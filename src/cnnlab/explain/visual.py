@@ -81,8 +81,11 @@ def overlay(image: Any, heat: Any, alpha: float = 0.5, colormap: str = "jet") ->
     return np.clip(np.rint(out * 255), 0, 255).astype(np.uint8)
 
 
-def to_png_bytes(array: np.ndarray) -> bytes:
-    """A uint8 image (H, W) or (H, W, 3|4) as PNG bytes (Pillow)."""
+def to_png_bytes(array: np.ndarray, optimize: bool = False) -> bytes:
+    """A uint8 image (H, W), (H, W, 1) or (H, W, 3|4) as PNG bytes (Pillow, lossless).
+
+    ``optimize``: Pillow's slower, smaller encoding (pages that embed many pictures).
+    """
     from PIL import Image
 
     array = np.asarray(array)
@@ -91,7 +94,7 @@ def to_png_bytes(array: np.ndarray) -> bytes:
     if array.ndim == 3 and array.shape[-1] == 1:
         array = array[..., 0]
     buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(array)).save(buffer, format="PNG")
+    Image.fromarray(np.ascontiguousarray(array)).save(buffer, format="PNG", optimize=optimize)
     return buffer.getvalue()
 
 
@@ -219,7 +222,7 @@ def filters(model: Any, layer: str | nn.Module | None = None) -> tuple[str, np.n
     if layer is None:
         name, chosen = convs[0]
     else:
-        by_name = dict(convs)
+        by_name = dict(_candidates(module))  # every layer by its summary name: a pooling layer is named, then refused
         found = layer if isinstance(layer, nn.Module) else by_name.get(layer)
         if found is None and isinstance(layer, str):
             try:
@@ -228,9 +231,9 @@ def filters(model: Any, layer: str | nn.Module | None = None) -> tuple[str, np.n
                 found = None
         if found is None or _conv_weight(found) is None:
             names = [n for n, _ in convs]
-            what = "no layer" if found is None else "no convolutional layer"
+            what = f"the model has no layer {layer!r}" if found is None else f"layer {layer!r} is not convolutional"
             shown = ", ".join(names) if len(names) <= 30 else ", ".join(names[:20]) + f" ... ({len(names)} in all)"
-            raise CnnlabError(f"the model has {what} {layer!r}", where="--layer",
+            raise CnnlabError(f"{what} (it has no filters)" if found is not None else what, where="--layer",
                               fix=f"use a convolutional layer: {shown}")
         chosen = found
         name = next((n for n, m in convs if m is found), str(layer))

@@ -16,7 +16,6 @@ Loading never unpickles: safetensors for tensors, JSON for the rest.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 from collections.abc import Mapping
@@ -26,6 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from cnnlab.data.remote import sha256_of as sha256_file  # one file hash for downloads and bundles
 from cnnlab.errors import CnnlabError
 from cnnlab.files import atomic_path, atomic_write_text, path_kind
 
@@ -36,17 +36,12 @@ FORMAT_VERSION = 1
 
 
 def versions() -> dict[str, str]:
+    """The versions recorded in ``model.json``: cnnlab, torch and Python."""
     from cnnlab import __version__
 
     return {"cnnlab": __version__, "torch": torch.__version__, "python": platform.python_version()}
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def weights_of(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -77,7 +72,12 @@ def read_meta(folder: str | Path) -> dict[str, Any]:
     folder = Path(folder)
     meta_path = folder / META
     if path_kind(meta_path, where=str(folder)) != "file":
-        raise CnnlabError(f"no {META} in {folder}", where=str(folder),
+        best, states = folder / "best", folder / "state"
+        if path_kind(best / META) == "file" or path_kind(states) == "dir":  # a run stopped before its final bundle
+            fix = (f"use its best checkpoint ({best}) or " if path_kind(best / META) == "file" else "") + \
+                f"finish it: cnnlab train --resume {folder}"
+            raise CnnlabError(f"the run has no final model ({META}): it did not finish", where=str(folder), fix=fix)
+        raise CnnlabError(f"no {META} here", where=str(folder),
                           fix="give a bundle folder (weights.safetensors + model.json) or a run folder")
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))

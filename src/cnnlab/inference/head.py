@@ -16,9 +16,11 @@ taken for the output one. Modules may also say it themselves with an
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -92,3 +94,23 @@ def find_output_head(model: nn.Module, example: torch.Tensor) -> OutputHead:
             module, kind = candidates[key]
             return OutputHead(kind, module, units)
     return OutputHead("linear", None, units)
+
+
+def squeeze_single_unit(outputs: np.ndarray) -> np.ndarray:
+    """Outputs (N, 1) of one sigmoid unit or one regression value -> (N,); other shapes unchanged."""
+    return outputs[:, 0] if outputs.ndim == 2 and outputs.shape[1] == 1 else outputs
+
+
+def labels_of(outputs: np.ndarray, task: str, classes: Sequence[str] | None) -> list[Any]:
+    """What ``predict_classes`` returns, from ``predict``'s outputs (the same rule for every engine).
+
+    Classification: ``classes[argmax_k p_k]``; one sigmoid unit (outputs (N,)):
+    ``classes[p > 0.5]``; without class names the indices as strings.
+    Regression: the values as floats.
+    """
+    outputs = np.asarray(outputs)
+    if task == "regression":
+        return [float(v) for v in outputs.reshape(len(outputs), -1)[:, 0]]
+    index = (outputs > 0.5).astype(int) if outputs.ndim == 1 else outputs.argmax(-1)
+    names = list(classes) if classes else [str(i) for i in range(int(index.max(initial=0)) + 1)]
+    return [names[int(i)] for i in index]

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from cnnlab.errors import CnnlabError
-from cnnlab.inference.head import OutputHead
+from cnnlab.inference.head import OutputHead, labels_of, squeeze_single_unit
 
 class LoadedModel:
     """A trained model with what it needs to predict on images: ``predict(images)``."""
@@ -90,17 +90,11 @@ class LoadedModel:
 
     def predict(self, images: Any) -> np.ndarray:
         """Probabilities (N, K) / (N,) for one sigmoid unit, or values (N,) for regression."""
-        out = self.predict_tensor(self.prepare(images)).float().numpy()
-        return out[:, 0] if out.ndim == 2 and out.shape[1] == 1 else out
+        return squeeze_single_unit(self.predict_tensor(self.prepare(images)).float().numpy())
 
     def predict_classes(self, images: Any) -> list[Any]:
         """Class names (argmax, or the 0.5 threshold of one sigmoid unit), or numbers for regression."""
-        out = self.predict(images)
-        if self.task == "regression":
-            return [float(v) for v in np.asarray(out).reshape(len(out), -1)[:, 0]]
-        index = (out > 0.5).astype(int) if out.ndim == 1 else out.argmax(-1)
-        names = self.classes or [str(i) for i in range(int(index.max()) + 1)]
-        return [names[int(i)] for i in index]
+        return labels_of(self.predict(images), self.task, self.classes)
 
 
 def _is_pil(item: Any) -> bool:

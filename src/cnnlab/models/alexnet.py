@@ -4,7 +4,7 @@ Layers (224x224x3 input): conv 64@11x11/4 pad 2, max 3/2, conv 192@5x5 pad 2,
 max 3/2, conv 384@3x3, conv 256@3x3, conv 256@3x3, max 3/2 -> 6x6x256,
 adaptive average pooling to 6x6, dropout, 4096, dropout, 4096, classes.
 61,100,840 parameters with 1000 classes, as torchvision. The original two-GPU
-net of seed 004 §3.3 had 96/256 filters in its first layers and 60M parameters.
+net of the lecture notes' AlexNet list (§3.3) had 96/256 filters in its first layers and 60M parameters.
 The smallest input is 63x63 (the last max pooling needs a 3x3 map).
 """
 

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from cnnlab.errors import CnnlabError
+from cnnlab.ops.limits import MAX_SIZE
 
 POOLINGS = (None, "avg", "max")
 
@@ -91,6 +92,12 @@ def check_input_shape(
             where=f"{name}: input_shape",
             fix="pass three integers in Keras order, e.g. (224, 224, 3)",
         ) from None
+    if max(height, width, chans) > MAX_SIZE:
+        raise CnnlabError(
+            f"input_shape {height}x{width}x{chans} has a size over the limit of {MAX_SIZE}",
+            where=f"{name}: input_shape",
+            fix="resize the images, e.g. to 224x224x3",
+        )
     if height < min_size or width < min_size:
         raise CnnlabError(
             f"input {height}x{width} is smaller than the {min_size}x{min_size} this network needs",

@@ -1,7 +1,7 @@
 """LeNet-5 as published: LeCun, Bottou, Bengio, Haffner, "Gradient-based learning
 applied to document recognition", Proc. IEEE 86(11), 1998.
 
-Layer by layer (32x32x1 input, parameter counts as seed 004 gives them):
+Layer by layer (32x32x1 input, parameter counts as the lecture notes' LeNet-5 table gives them):
 
 ======  =================================================  ===========  ======
 layer   what                                               output       params
@@ -60,7 +60,7 @@ def _lenet5_features(input_shape: tuple[int, int, int]) -> tuple[nn.Sequential, 
 
 @register(
     input_shape=(32, 32, 1), num_classes=10, min_size=28, params=60_840, trainable=60_000,
-    reference="LeCun et al. 1998, Proc. IEEE 86(11); seed 004 §3.1",
+    reference="LeCun et al. 1998, Proc. IEEE 86(11); the lecture notes' LeNet-5 table (§3.1)",
     description="LeNet-5 as published: trainable subsampling, C3 partial connections, RBF output",
 )
 def lenet5(*, output: str = "rbf", pooling: str | None = None, **core: Unpack[CoreArgs]) -> ZooModel:

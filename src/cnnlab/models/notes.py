@@ -1,4 +1,4 @@
-"""The course notes' own networks (seeds 000-004), written as cnnlab specs.
+"""The course notes' own networks (the convolution notes, the slides, the Keras lab, the textbook chapter, the lecture notes), written as cnnlab specs.
 
 Each net is two specs built by :func:`cnnlab.spec.build`: the convolutional
 stage (``model.features``, whose output is the last feature map) and the top
@@ -28,7 +28,7 @@ then ends on a 1x1x1024 map; the simple one would flatten 24x24x1024 values into
 the 2048 units (1.2 billion weights), so ``bonet_simple`` pools globally before
 its dense layer by default (``top='flatten'`` gives the literal, huge version).
 
-Heads (seed 000 P.4 / P.5): ``head='conv'`` replaces flatten + dense by
+Heads (the convolution notes' exercises P.4 / P.5): ``head='conv'`` replaces flatten + dense by
 convolutions only: a conv whose kernel covers the whole last map (the dense
 layer written as a convolution, same parameter count) with the hidden width and
 ReLU, 1x1 convs for further layers, a last conv to the outputs, then flatten
@@ -95,7 +95,7 @@ def _top_layers(
         raise CnnlabError(
             f"unknown head {head!r}",
             where=f"{name}: head",
-            fix="use 'dense' (flatten + dense layers) or 'conv' (convolutions only, seed 000 P.4 / P.5)",
+            fix="use 'dense' (flatten + dense layers) or 'conv' (convolutions only, the convolution notes' exercises P.4 / P.5)",
         )
     height, width = feature_shape[0], feature_shape[1]
     layers = []
@@ -149,7 +149,7 @@ def spec_net(
 
 @register(
     input_shape=(28, 28, 1), num_classes=10, min_size=16, params=62_346,
-    reference="seed 002 (Fashion-MNIST practice, Keras)",
+    reference="the Keras lab (Fashion-MNIST practice net)",
     description="Fashion-MNIST practice net: conv 32@5x5, pool, conv 64@5x5, pool, dense",
 )
 def fashion_mnist_practice(
@@ -168,7 +168,7 @@ def fashion_mnist_practice(
 
 @register(
     input_shape=(28, 28, 1), num_classes=10, min_size=22, params=93_962,
-    reference="seed 003 (MNIST CNN, model.summary(): 93,962 parameters)",
+    reference="the textbook chapter (MNIST CNN, model.summary(): 93,962 parameters)",
     description="MNIST 3-conv net: conv 32/64/128@3x3 + max pooling, dense 10",
 )
 def mnist_3conv(*, head: str = "dense", output_activation: str | None = None, pooling: str | None = None, **core: Unpack[CoreArgs]) -> ZooModel:
@@ -179,8 +179,8 @@ def mnist_3conv(*, head: str = "dense", output_activation: str | None = None, po
 
 @register(
     input_shape=(28, 28, 1), num_classes=10, min_size=12, params=61_706,
-    reference="seed 003 (LeNet in Keras); LeCun et al. 1998",
-    description="LeNet as the Keras of seed 003 writes it: sigmoid, average pooling, dense 120-84-10",
+    reference="the textbook chapter (LeNet in Keras); LeCun et al. 1998",
+    description="LeNet as the textbook chapter's Keras writes it: sigmoid, average pooling, dense 120-84-10",
 )
 def lenet_keras(*, head: str = "dense", output_activation: str | None = "linear", pooling: str | None = None, **core: Unpack[CoreArgs]) -> ZooModel:
     """The seed's last Dense(10) has no activation: the net outputs logits."""
@@ -193,7 +193,7 @@ def lenet_keras(*, head: str = "dense", output_activation: str | None = "linear"
 
 @register(
     input_shape=(64, 64, 3), num_classes=1, min_size=10, params=813_217,
-    reference="seed 004 §5.1 (Keras cats vs dogs)",
+    reference="the lecture notes §5.1 (Keras cats vs dogs)",
     description="cats vs dogs: conv 32@3x3, pool, conv 32@3x3, pool, dense 128, one sigmoid unit",
 )
 def cats_vs_dogs(*, head: str = "dense", output_activation: str | None = None, pooling: str | None = None, **core: Unpack[CoreArgs]) -> ZooModel:
@@ -207,7 +207,7 @@ def cats_vs_dogs(*, head: str = "dense", output_activation: str | None = None, p
 
 @register(
     input_shape=(28, 28, 1), num_classes=10, min_size=13, params=75_242,
-    reference="seed 000 P.3 (an MNIST CNN without max pooling)",
+    reference="the convolution notes, exercise P.3 (an MNIST CNN without max pooling)",
     description="all-convolutional MNIST net: stride-2 convolutions instead of max pooling",
 )
 def allconv_mnist(*, head: str = "dense", output_activation: str | None = None, pooling: str | None = None, **core: Unpack[CoreArgs]) -> ZooModel:
@@ -221,7 +221,7 @@ def allconv_mnist(*, head: str = "dense", output_activation: str | None = None, 
     return spec_net("allconv_mnist", layers, head, output_activation, pooling, hidden=[], **core)
 
 
-BONET_REFERENCE = "seed 004 §5.2-5.3; Spampinato et al. 2017, Medical Image Analysis 36"
+BONET_REFERENCE = "the lecture notes §5.2-5.3 (BoNet); Spampinato et al. 2017, Medical Image Analysis 36"
 register_bonet = partial(register, input_shape=(220, 220, 1), num_classes=1, reference=BONET_REFERENCE)
 
 
@@ -236,7 +236,7 @@ def _bonet_layers(name: str, filters: list[int], top: str) -> list[dict[str, Any
     kernels = [7, 5] + [3] * (len(filters) - 2)
     layers: list[dict[str, Any]] = []
     for index, (units, kernel) in enumerate(zip(filters, kernels)):
-        if index == 0:  # OverFeat's first layer: 96 filters 7x7, stride 2; frozen (seed 004)
+        if index == 0:  # OverFeat's first layer: 96 filters 7x7, stride 2; frozen (the lecture notes)
             layers.append(conv(units, kernel, strides=2, activation="relu", trainable=False))
         else:
             layers.append(conv(units, kernel, activation="relu"))

@@ -21,6 +21,8 @@ import difflib
 import importlib
 import inspect
 import json
+import math
+import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,7 +31,9 @@ import torch
 from torch import nn
 
 from cnnlab.errors import CnnlabError
-from cnnlab.models.base import check_input_shape
+from cnnlab.models.base import POOLINGS, check_input_shape
+from cnnlab.nn.activations import ACTIVATIONS
+from cnnlab.ops.limits import MAX_SIZE, brief, check_bytes
 from cnnlab.nn.params import ParamCount, count_params
 
 # One module per family, imported in this order (the order `cnnlab models` lists).
@@ -200,7 +204,19 @@ def create(
             where=f"{name}: options",
             fix="pass only numbers, strings, booleans, None and lists of them",
         ) from None
-    model = entry.builder(num_classes=num_classes, input_shape=shape, include_top=bool(include_top), **options)
+    hints = _option_types(entry.builder)
+    for key, value in options.items():
+        _check_option(name, key, value, accepted[key], hints.get(key))
+    if num_classes > MAX_SIZE:
+        raise CnnlabError(
+            f"num_classes {num_classes} is over the limit of {MAX_SIZE}",
+            where=f"{name}: num_classes",
+            fix="pass the number of classes of the data, e.g. num_classes=10",
+        )
+    arguments = {"num_classes": num_classes, "input_shape": shape, "include_top": bool(include_top), **options}
+    if torch.get_default_device().type != "meta":
+        _check_memory(name, entry, shape, arguments)
+    model = entry.builder(**arguments)
     model.input_shape = shape
     model.config = {
         "name": name,
@@ -210,6 +226,81 @@ def create(
         **{key: list(value) if isinstance(value, tuple) else value for key, value in options.items()},
     }
     return model
+
+
+# Options several families share, and what each accepts: (check(value) -> ok, what it must be, an example).
+_OPTION_RULES: dict[str, tuple[Callable[[Any], bool], str, str]] = {
+    "dropout": (lambda v: _is_number(v) and 0.0 <= v < 1.0, "a rate in [0, 1)", "0.5"),
+    "pooling": (lambda v: v in POOLINGS, "None, 'avg' or 'max'", "'avg'"),
+    "head": (lambda v: v in ("dense", "conv"), "'dense' or 'conv'", "'dense'"),
+    "top": (lambda v: v in ("flatten", "gap"), "'flatten' or 'gap'", "'gap'"),
+    "output": (lambda v: v in ("rbf", "dense"), "'rbf' or 'dense'", "'dense'"),
+    "output_activation": (lambda v: v is None or (isinstance(v, str) and v.lower() in ACTIVATIONS), f"None or an activation ({', '.join(ACTIVATIONS)})", "'softmax'"),
+    "hidden": (lambda v: _is_int(v) and 0 <= v <= MAX_SIZE, f"a whole number of units in 0..{MAX_SIZE}", "128"),
+    "stem": (lambda v: _is_int(v) and 1 <= v <= MAX_SIZE, f"a whole number of filters in 1..{MAX_SIZE}", "32"),
+    "widths": (
+        lambda v: isinstance(v, (list, tuple)) and len(v) == 3 and all(_is_int(w) and 1 <= w <= MAX_SIZE for w in v),
+        f"three whole numbers of filters in 1..{MAX_SIZE}",
+        "[64, 256, 256]",
+    ),
+    "logit_scale": (lambda v: _is_number(v) and v > 0, "a positive number", "0.125"),
+}
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _option_types(builder: Callable[..., nn.Module]) -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(builder)
+    except Exception:  # noqa: BLE001 - an annotation that does not resolve: check by the default instead
+        return {}
+
+
+def _check_option(model: str, key: str, value: Any, default: Any, hint: Any) -> None:
+    """Refuse an option value the builder would choke on (or silently misuse), naming the option."""
+    if key in _OPTION_RULES:
+        ok, what, example = _OPTION_RULES[key]
+    elif hint is bool or isinstance(default, bool):
+        ok, what, example = (lambda v: isinstance(v, bool)), "true or false", "True or False"
+    elif hint is int or _is_int(default):
+        ok, what, example = (lambda v: _is_int(v) and 0 <= v <= MAX_SIZE), f"a whole number in 0..{MAX_SIZE}", repr(default)
+    elif hint is float or isinstance(default, float):
+        ok, what, example = _is_number, "a finite number", repr(default)
+    else:
+        return
+    if not ok(value):
+        shown = repr(list(default) if isinstance(default, tuple) else default)
+        example = shown if ok(default) and default is not None and not isinstance(default, bool) else example
+        raise CnnlabError(
+            f"must be {what}, got {brief(value)}",
+            where=f"{model}: option {key!r}",
+            fix=f"pass e.g. {key}={example}, or leave it out (default {shown})",
+        )
+
+
+def _check_memory(name: str, entry: ModelInfo, shape: tuple[int, int, int], arguments: dict[str, Any]) -> None:
+    """Count the weights on the meta device (no memory) and refuse what the machine cannot hold."""
+    with torch.device("meta"):
+        probe = entry.builder(**arguments)
+    numbers = sum(t.numel() for t in probe.parameters()) + sum(t.numel() for t in probe.buffers())
+    check_bytes(
+        numbers * 4,
+        where=f"{name}: model size",
+        what=f"its {numbers:,} weights",
+        fix="use fewer classes or smaller options (widths, hidden units), or a smaller model",
+    )
+    check_bytes(
+        math.prod(shape) * 4,
+        where=f"{name}: input_shape",
+        what=f"one {shape[0]}x{shape[1]}x{shape[2]} input",
+        fix="resize the images (e.g. to 224x224)",
+    )
 
 
 def count(name: str, **kwargs: Any) -> ParamCount:

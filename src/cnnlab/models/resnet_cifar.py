@@ -7,7 +7,7 @@ halves the size with a stride-2 conv. Shortcuts are option A: identity, and wher
 the size halves and the width doubles, the input subsampled by 2 and zero-padded
 with new channels, so shortcuts add no parameters (ResNet-20 0.27M ... ResNet-110
 1.7M, as the paper's Table 6). ``plainN`` is the same stack without shortcuts,
-the network whose training error grows with depth (seed 000 Fig. 16).
+the network whose training error grows with depth (the convolution notes' ResNet section, Fig. 16).
 """
 
 from __future__ import annotations

@@ -1,19 +1,24 @@
-"""Activations by Keras name, plus absolute rectification (seed 004) and Keras PReLU.
+"""Activations by Keras name, plus absolute rectification (the lecture notes) and Keras PReLU.
 
 Softmax acts on Keras's last axis, the channels: torch dim 1.
 """
 
 from __future__ import annotations
 
+import inspect
+import math
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
+from cnnlab.nn.errors import LayerArgumentError, suggestion_text
+from cnnlab.ops.limits import brief
+
 
 class AbsoluteRectification(nn.Module):
-    """g(z) = |z|: the rectifier with alpha = -1 (polarity-invariant features, seed 004)."""
+    """g(z) = |z|: the rectifier with alpha = -1 (polarity-invariant features, the lecture notes)."""
 
     _cnnlab_atomic = True
 
@@ -93,6 +98,44 @@ _FACTORIES: dict[str, Any] = {
 ACTIVATIONS: tuple[str, ...] = (*_FACTORIES, "prelu")
 
 
+def activation_options(name: str) -> dict[str, Any]:
+    """The options an activation takes, with their defaults: ``{"negative_slope": 0.2, "alpha": None}`` for leaky_relu.
+
+    Read from the factory's signature, so the list cannot drift from what is
+    passed on; torch's ``inplace`` is not an option (it would change the
+    caller's tensor).
+    """
+    key = str(name).lower()
+    if key == "prelu":
+        return {"init": 0.25}
+    if key not in _FACTORIES:
+        raise LayerArgumentError("activation", "name", f"unknown activation {brief(name)}", suggestion_text(name, ACTIVATIONS))
+    try:
+        parameters = inspect.signature(_FACTORIES[key]).parameters.values()
+    except (TypeError, ValueError):  # a builtin without a signature: no options
+        return {}
+    return {
+        p.name: (None if p.default is inspect.Parameter.empty else p.default)
+        for p in parameters
+        if p.name != "inplace" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    }
+
+
+def check_activation_options(name: str, options: dict[str, Any]) -> None:
+    """Refuse an option ``name`` does not take, or a value of the wrong kind, naming the option."""
+    allowed = activation_options(name)
+    for option, value in options.items():
+        if option not in allowed:
+            fix = suggestion_text(option, tuple(allowed)) if allowed else "remove the options: it takes none"
+            raise LayerArgumentError(f"activation {name!r}", option, f"{name} has no option {option!r}", fix)
+        default = allowed[option]
+        if isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise LayerArgumentError(f"activation {name!r}", option, f"must be true or false, got {brief(value)}", f"write {option}: true or {option}: false")
+        elif isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise LayerArgumentError(f"activation {name!r}", option, f"must be a finite number, got {brief(value)}", f"write e.g. {option}: {default if default is not None else 0.1}")
+
+
 def activation(name: str | None, channels: int | None = None, rank: int = 2, **options: Any) -> nn.Module:
     """The module for a Keras activation name (``None`` -> identity).
 
@@ -101,10 +144,9 @@ def activation(name: str | None, channels: int | None = None, rank: int = 2, **o
     3 for images).
     """
     key = "linear" if name is None else str(name).lower()
+    check_activation_options(key, options)
     if key == "prelu":
         if channels is None:
-            raise ValueError("prelu needs the channel count")
+            raise LayerArgumentError("activation 'prelu'", "channels", "prelu needs the channel count", "pass channels=C")
         return PReLU((channels,) + (1,) * (rank - 1), init=options.get("init", 0.25))
-    if key not in _FACTORIES:
-        raise ValueError(f"unknown activation {name!r}; known: {', '.join(ACTIVATIONS)}")
     return _FACTORIES[key](**options)

@@ -22,15 +22,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cnnlab.nn.errors import one_of, sizes
 from cnnlab.nn.padding import same_pad_arg, static_same_padding, transpose_crop
 
 _PADDINGS = ("valid", "same")
 
 
-def _tuple(value: int | tuple[int, ...] | list[int], n: int) -> tuple[int, ...]:
-    if isinstance(value, int):
-        return (value,) * n
-    return tuple(int(v) for v in value)
+def _tuple(value: int | tuple[int, ...] | list[int], n: int, layer: str = "Conv", argument: str = "kernel_size") -> tuple[int, ...]:
+    return sizes(value, n, layer, argument)
 
 
 class _KerasConvMixin:
@@ -59,10 +58,10 @@ class _KerasConvMixin:
         return super().extra_repr() + f", keras_padding={self.keras_padding!r}"  # type: ignore[misc]
 
 
-def _resolve_padding(padding: str, kernel: tuple[int, ...], stride: tuple[int, ...], dilation: tuple[int, ...], allowed: tuple[str, ...]) -> tuple[str, tuple[int, ...] | int]:
+def _resolve_padding(padding: str, kernel: tuple[int, ...], stride: tuple[int, ...], dilation: tuple[int, ...], allowed: tuple[str, ...], layer: str = "Conv") -> tuple[str, tuple[int, ...] | int]:
     """(mode applied in forward, padding handed to torch)."""
     if padding not in allowed:
-        raise ValueError(f"padding must be one of {allowed}, got {padding!r}")
+        raise one_of(layer, "padding", padding, allowed)
     if padding == "same":
         static = static_same_padding(kernel, stride, dilation)
         if static is not None:
@@ -90,8 +89,9 @@ class Conv2d(_KerasConvMixin, nn.Conv2d):
         bias: bool = True,
         activation: nn.Module | None = None,
     ) -> None:
-        k, s, d = _tuple(kernel_size, 2), _tuple(stride, 2), _tuple(dilation, 2)
-        mode, torch_padding = _resolve_padding(padding, k, s, d, _PADDINGS)
+        layer = type(self).__name__
+        k, s, d = (_tuple(v, 2, layer, a) for v, a in ((kernel_size, "kernel_size"), (stride, "stride"), (dilation, "dilation")))
+        mode, torch_padding = _resolve_padding(padding, k, s, d, _PADDINGS, layer)
         super().__init__(in_channels, out_channels, k, s, torch_padding, d, groups, bias)
         self.keras_padding = mode
         self.activation = activation
@@ -112,8 +112,9 @@ class Conv1d(_KerasConvMixin, nn.Conv1d):
         bias: bool = True,
         activation: nn.Module | None = None,
     ) -> None:
-        k, s, d = _tuple(kernel_size, 1), _tuple(stride, 1), _tuple(dilation, 1)
-        mode, torch_padding = _resolve_padding(padding, k, s, d, (*_PADDINGS, "causal"))
+        layer = type(self).__name__
+        k, s, d = (_tuple(v, 1, layer, a) for v, a in ((kernel_size, "kernel_size"), (stride, "stride"), (dilation, "dilation")))
+        mode, torch_padding = _resolve_padding(padding, k, s, d, (*_PADDINGS, "causal"), layer)
         super().__init__(in_channels, out_channels, k, s, torch_padding, d, groups, bias)
         self.keras_padding = mode
         self.activation = activation
@@ -140,8 +141,9 @@ class ConvTranspose2d(nn.ConvTranspose2d):
         activation: nn.Module | None = None,
     ) -> None:
         if padding not in _PADDINGS:
-            raise ValueError(f"padding must be one of {_PADDINGS}, got {padding!r}")
-        k, s, d = _tuple(kernel_size, 2), _tuple(stride, 2), _tuple(dilation, 2)
+            raise one_of(type(self).__name__, "padding", padding, _PADDINGS)
+        layer = type(self).__name__
+        k, s, d = (_tuple(v, 2, layer, a) for v, a in ((kernel_size, "kernel_size"), (stride, "stride"), (dilation, "dilation")))
         super().__init__(in_channels, out_channels, k, s, 0, 0, 1, bias, d)
         self.keras_padding = padding
         self.activation = activation

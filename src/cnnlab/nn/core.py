@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cnnlab.nn.errors import LayerArgumentError
+
 
 class Dense(nn.Linear):
     """Keras Dense: acts on the last Keras axis (the channels), for any rank.
@@ -56,7 +58,7 @@ class BatchNorm(nn.BatchNorm2d):
 
     def _check_input_dim(self, input: torch.Tensor) -> None:
         if input.dim() < 2:
-            raise ValueError(f"expected a tensor with a batch and a channel axis, got shape {tuple(input.shape)}")
+            raise LayerArgumentError("BatchNormalization", "input", f"expected a tensor with a batch and a channel axis, got shape {tuple(input.shape)}", "pass a (N, C, ...) tensor")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check_input_dim(x)

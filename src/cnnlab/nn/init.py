@@ -16,6 +16,9 @@ from typing import Any
 
 import torch
 
+from cnnlab.nn.errors import LayerArgumentError, suggestion_text
+from cnnlab.ops.limits import brief
+
 # Keras: stddev of a N(0, 1) truncated to [-2, 2] is 0.87962566103423978.
 _TRUNCATION_STD = 0.87962566103423978
 
@@ -66,7 +69,7 @@ def initialize(tensor: torch.Tensor, name: str, generator: torch.Generator | Non
     """Fill ``tensor`` in place with the Keras initialiser ``name`` (options as Keras's)."""
     key = canonical(name)
     if key not in INITIALIZERS:
-        raise ValueError(f"unknown initializer {name!r}")
+        raise LayerArgumentError("initialize", "name", f"unknown initializer {brief(name)}", suggestion_text(name, (*INITIALIZERS, *ALIASES)))
     opts = {**INITIALIZERS[key], **options}
     family = key.split("_")[0]
     if family in _VARIANCE_SCALING:

@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cnnlab.nn.errors import LayerArgumentError
+
 # Table I of LeCun et al. 1998: for each of the 16 C3 maps, the S2 maps it reads.
 # Maps 0-5 read 3 contiguous S2 maps, 6-11 read 4 contiguous ones, 12-14 read 4
 # discontinuous ones and map 15 reads all six (60 connections in all).
@@ -92,7 +94,10 @@ class PartialConv2d(nn.Module):
         for out_map, inputs in enumerate(table):
             for in_map in inputs:
                 if not 0 <= in_map < in_channels:
-                    raise ValueError(f"connection table names input map {in_map}, but there are {in_channels}")
+                    raise LayerArgumentError(
+                        "PartialConv2d", "table", f"output map {out_map} names input map {in_map}, but there are {in_channels} (0..{in_channels - 1})",
+                        f"name input maps 0..{in_channels - 1} only",
+                    )
                 outs.append(out_map)
                 ins.append(in_map)
         self.in_channels = in_channels

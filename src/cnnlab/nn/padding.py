@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from cnnlab.nn.errors import one_of
+
 
 def effective_kernel(kernel: int, dilation: int = 1) -> int:
     """``D*(K-1) + 1``: the span a dilated kernel covers."""
@@ -27,7 +29,7 @@ def output_length(size: int, kernel: int, stride: int = 1, padding: str = "valid
         return (size - span) // stride + 1
     if padding in ("same", "causal"):
         return -(-size // stride)
-    raise ValueError(f"unknown padding {padding!r}")
+    raise one_of("output_length", "padding", padding, ("valid", "same", "causal"))
 
 
 def same_padding(size: int, kernel: int, stride: int = 1, dilation: int = 1) -> tuple[int, int]:
@@ -71,7 +73,7 @@ def transpose_output_length(size: int, kernel: int, stride: int, padding: str, d
         return size * stride + max(span - stride, 0)
     if padding == "same":
         return size * stride
-    raise ValueError(f"unknown padding {padding!r}")
+    raise one_of("transpose_output_length", "padding", padding, ("valid", "same"))
 
 
 def transpose_crop(size: int, kernel: int, stride: int, padding: str, dilation: int = 1) -> tuple[int, int]:

@@ -12,20 +12,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cnnlab.nn.errors import one_of, sizes
 from cnnlab.nn.padding import same_pad_arg, static_same_padding
 
 
-def _tuple(value: int | tuple[int, ...] | list[int] | None, n: int) -> tuple[int, ...] | None:
-    if value is None:
-        return None
-    if isinstance(value, int):
-        return (value,) * n
-    return tuple(int(v) for v in value)
+def _tuple(value: int | tuple[int, ...] | list[int] | None, n: int, layer: str = "Pool", argument: str = "pool_size") -> tuple[int, ...] | None:
+    return None if value is None else sizes(value, n, layer, argument)
 
 
-def _check_padding(padding: str) -> str:
+def _check_padding(padding: str, layer: str = "Pool") -> str:
     if padding not in ("valid", "same"):
-        raise ValueError(f"padding must be 'valid' or 'same', got {padding!r}")
+        raise one_of(layer, "padding", padding, ("valid", "same"))
     return padding
 
 
@@ -41,9 +38,10 @@ class _KerasPool:
         Symmetric 'same' padding goes to torch; uneven padding (Keras pads more at
         the bottom / right) is done in ``forward`` through ``_dynamic_pads``.
         """
-        self.pool = _tuple(pool_size, n)
-        self.step = _tuple(strides, n) or self.pool
-        self.keras_padding = _check_padding(padding)
+        layer = type(self).__name__
+        self.pool = _tuple(pool_size, n, layer, "pool_size")
+        self.step = _tuple(strides, n, layer, "strides") or self.pool
+        self.keras_padding = _check_padding(padding, layer)
         static = static_same_padding(self.pool, self.step, (1,) * n) if padding == "same" else (0,) * n
         self._manual = static is None
         return static or 0

@@ -1,4 +1,4 @@
-"""Upsampling: Keras UpSampling1D/2D (nearest, bilinear) and bed-of-nails (seed 001).
+"""Upsampling: Keras UpSampling1D/2D (nearest, bilinear) and bed-of-nails (the slides).
 
 Input channels-first. ``size`` is the integer factor per spatial axis; output
 ``(H*sH, W*sW)``. Keras 'bilinear' resizes with half-pixel centres and no
@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+
+from cnnlab.nn.errors import one_of
 
 
 def _pair(value: int | tuple[int, int] | list[int]) -> tuple[int, int]:
@@ -23,7 +25,7 @@ class UpSampling2d(nn.Upsample):
 
     def __init__(self, size: int | tuple[int, int] = 2, interpolation: str = "nearest") -> None:
         if interpolation not in self.INTERPOLATIONS:
-            raise ValueError(f"interpolation must be one of {self.INTERPOLATIONS}, got {interpolation!r}")
+            raise one_of(type(self).__name__, "interpolation", interpolation, self.INTERPOLATIONS)
         factors = _pair(size)
         super().__init__(scale_factor=tuple(float(f) for f in factors), mode=interpolation, align_corners=False if interpolation == "bilinear" else None)
         self.size_factors = factors

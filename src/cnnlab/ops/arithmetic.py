@@ -7,8 +7,8 @@ and dilation D, the kernel spans E = D(K - 1) + 1 input pixels and
 
 With D = 1 the numerator is I + 2P - K, which gives the forms of the notes:
 
-    O = 1 + (2P + I - K) / S          seed 000, §1.3
-    O = (m - k + 2c) / p + 1          seed 004 (m input, k kernel, c padding, p stride)
+    O = 1 + (2P + I - K) / S          the convolution notes, §1.3
+    O = (m - k + 2c) / p + 1          the lecture notes (m input, k kernel, c padding, p stride)
 
 The division is a floor: when S does not divide 2P + I - K, the last pixels that
 a full step cannot reach are never covered.
@@ -132,8 +132,8 @@ def explain_output_size(
         q_value = f"floor({numerator}/{S})" if numerator % S else q
         lines += [
             f"{indent}  with D = 1, I + 2P - D(K-1) - 1 = 2P + I - K, which is the notes' formula:",
-            f"{indent}    seed 000: O = 1 + (2P + I - K)/S = 1 + ({pad_text} + {I} - {K})/{S} = 1 + {q_value} = {result}",
-            f"{indent}    seed 004: O = (m - k + 2c)/p + 1 = ({I} - {K} + {pad_text})/{S} + 1 = {q_value} + 1 = {result}",
+            f"{indent}    convolution notes: O = 1 + (2P + I - K)/S = 1 + ({pad_text} + {I} - {K})/{S} = 1 + {q_value} = {result}",
+            f"{indent}    lecture notes:     O = (m - k + 2c)/p + 1 = ({I} - {K} + {pad_text})/{S} + 1 = {q_value} + 1 = {result}",
         ]
     if numerator % S:
         lines.append(

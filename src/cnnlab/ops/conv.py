@@ -48,6 +48,7 @@ import torch.nn.functional as F
 
 from cnnlab.errors import CnnlabError
 from cnnlab.ops.arithmetic import effective_kernel_size, output_size, same_padding
+from cnnlab.ops.limits import MAX_SIZE, check_bytes, check_size
 
 __all__ = ["BORDERS", "convolve1d", "convolve2d", "correlate1d", "correlate2d", "resolve_padding"]
 
@@ -159,6 +160,8 @@ def _pair(value: Any, name: str, what: str) -> tuple[int, int]:
             where=name,
             fix=f"use {name} 1 ({what}) or more, e.g. {name}=2 or {name}=(2, 1)",
         )
+    for v in ints:
+        check_size(v, MAX_SIZE, where=name, what=name)  # type: ignore[arg-type]
     return (ints[0], ints[1])  # type: ignore[return-value]
 
 
@@ -211,6 +214,8 @@ def resolve_padding(
             where="padding",
             fix="e.g. padding='same', padding=1 or padding=(1, 1, 2, 2)",
         )
+    for v in values:
+        check_size(v, MAX_SIZE, where="padding", what="padding")
     return (values[0], values[1], values[2], values[3])
 
 
@@ -284,6 +289,15 @@ def _filter_nchw(
         except CnnlabError as error:
             axis_name = ("height", "width")[axis]
             raise CnnlabError(f"{axis_name}: {error}", where=name) from None
+    # The padded planes and the output are allocated below: refuse sizes the machine cannot hold first.
+    padded = x.shape[0] * x.shape[1] * (height + top + bottom) * (width + left + right)
+    out_pixels = x.shape[0] * x.shape[1] * (height + top + bottom) * (width + left + right) // (stride[0] * stride[1])
+    check_bytes(
+        (padded + out_pixels) * x.element_size(),
+        where=name,
+        what=f"padding {top},{bottom},{left},{right} (top,bottom,left,right) around a {height}x{width} image",
+        fix="use less padding (e.g. padding 'same') or a smaller kernel / dilation",
+    )
     if border == "zeros":
         x = F.pad(x, (left, right, top, bottom))
     else:

@@ -1,4 +1,4 @@
-"""Lab figures: before / kernel / after (like the slides of seed 001) and heat maps.
+"""Lab figures: before / kernel / after (like the slides of the course) and heat maps.
 
 Matplotlib is used through its object API with the Agg canvas (no pyplot, no
 display, no global state), and imported only when a figure is drawn.

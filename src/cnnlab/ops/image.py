@@ -10,6 +10,7 @@ atomically. (Datasets have their own loader in ``cnnlab.data``.)
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
@@ -17,9 +18,10 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from cnnlab.errors import CnnlabError
-from cnnlab.files import atomic_path
+from cnnlab.files import atomic_path, path_kind
+from cnnlab.ops.limits import brief
 
-__all__ = ["draw_box", "read_image", "to_uint8", "write_image"]
+__all__ = ["draw_box", "read_image", "to_uint8", "writable_extensions", "write_image"]
 
 # ITU-R BT.601 luma, the weights of Pillow's convert("L") and OpenCV's RGB2GRAY.
 _LUMA = np.array([0.299, 0.587, 0.114])
@@ -36,19 +38,30 @@ def read_image(path: str | os.PathLike[str], mode: Literal["gray", "rgb"] | None
     if mode not in (None, "gray", "rgb"):
         raise CnnlabError(f"unknown mode {mode!r}", where="read_image", fix="use 'gray', 'rgb' or None")
     file = Path(path)
-    if not file.exists():
-        raise CnnlabError("no such file", where=str(file), fix="check the path (and the current folder)")
-    if not file.is_file():
-        raise CnnlabError("is not a file", where=str(file), fix="give the path of an image file, not a folder")
+    where = _shown(file)
+    kind = path_kind(file, where=where)  # a name too long for the file system ... is one clear error there
+    if kind == "missing":
+        raise CnnlabError("no such file", where=where, fix="check the path (and the current folder)")
+    if kind != "file":
+        raise CnnlabError("is not a file", where=where, fix="give the path of an image file, not a folder")
     try:
-        with Image.open(file) as opened:
-            picture = ImageOps.exif_transpose(opened)
-            picture.load()
-            array = _to_float(picture)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
+        with warnings.catch_warnings():
+            # Pillow warns above 89 M pixels and raises above twice that: both are refused here, as one error.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(file) as opened:
+                picture = ImageOps.exif_transpose(opened)
+                picture.load()
+                array = _to_float(picture)
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as error:
         raise CnnlabError(
-            f"cannot be read as an image ({type(error).__name__}: {error})",
-            where=str(file),
+            f"is too large to decode safely: {str(error).split(', could be')[0]}",
+            where=where,
+            fix="give a smaller image (resize it first)",
+        ) from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, MemoryError) as error:
+        raise CnnlabError(
+            f"cannot be read as an image ({type(error).__name__}: {str(error)[:120]})",
+            where=where,
             fix="give a PNG, JPEG, BMP, TIFF ... file that an image viewer opens",
         ) from None
     if mode == "gray" and array.ndim == 3:
@@ -56,6 +69,23 @@ def read_image(path: str | os.PathLike[str], mode: Literal["gray", "rgb"] | None
     elif mode == "rgb" and array.ndim == 2:
         array = np.repeat(array[:, :, None], 3, axis=2)
     return np.ascontiguousarray(array, dtype=np.float32)
+
+
+def _shown(path: Path) -> str:
+    """The path as an error shows it: cut when it is very long."""
+    text = str(path)
+    return text if len(text) <= 120 else brief(text, 120)
+
+
+def writable_extensions() -> list[str]:
+    """The file extensions Pillow can write here (.png, .jpg, .bmp, .tif ...), sorted."""
+    Image.init()
+    return sorted(ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.SAVE)
+
+
+def _common_writable() -> list[str]:
+    common = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".tga")
+    return [ext for ext in common if ext in writable_extensions()]
 
 
 def _to_float(picture: Image.Image) -> np.ndarray:
@@ -117,13 +147,14 @@ def write_image(
     :func:`to_uint8` for ``scale``. Returns the path.
     """
     target = Path(path)
-    formats = Image.registered_extensions()
-    image_format = formats.get(target.suffix.lower())
-    if image_format is None:
+    Image.init()
+    image_format = Image.registered_extensions().get(target.suffix.lower())
+    if image_format is None or image_format not in Image.SAVE:
+        what = "unknown image extension" if image_format is None else f"{image_format} images cannot be written, extension"
         raise CnnlabError(
-            f"unknown image extension {target.suffix!r}",
-            where=str(target),
-            fix="name the output file .png",
+            f"{what} {target.suffix!r}",
+            where=_shown(target),
+            fix=f"name the output file .png (lossless) or another writable extension: {' '.join(_common_writable())}",
         )
     pixels = to_uint8(array, scale)
     if pixels.ndim == 3 and pixels.shape[2] == 1:
@@ -140,8 +171,9 @@ def write_image(
     try:
         with atomic_path(target) as tmp:
             picture.save(tmp, format=image_format)
-    except OSError as error:
-        raise CnnlabError(f"cannot be written ({error})", where=str(target), fix="check the folder exists and is writable") from None
+    except (OSError, ValueError) as error:  # ValueError: Pillow's "cannot write mode ... as ..."
+        reason = getattr(error, "strerror", None) or str(error)[:120]
+        raise CnnlabError(f"cannot be written ({reason})", where=_shown(target), fix="check the folder exists and is writable, and the name is not a folder") from None
     return target
 
 

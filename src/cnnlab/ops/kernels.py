@@ -5,8 +5,8 @@ OpenCV: x runs along columns (left to right), y along rows (top to bottom), and
 the kernels are meant for cross-correlation (``correlate2d`` / ``cv2.filter2D``),
 e.g. ``correlate2d(img, sobel_x())`` equals ``cv2.Sobel(img, cv2.CV_64F, 1, 0)``.
 
-Sources: box, Gaussian 1-2-1 and sharpen from seed 001's slides; the Sobel pair
-and the 45-degree diagonal from seed 003 (``filtro_horizontal`` = :func:`sobel_y`,
+Sources: box, Gaussian 1-2-1 and sharpen from the slides; the Sobel pair
+and the 45-degree diagonal from the textbook chapter (``filtro_horizontal`` = :func:`sobel_y`,
 ``filtro_vertical`` = :func:`sobel_x`, ``filtro_diagonal`` = :func:`diagonal_45`).
 """
 
@@ -20,6 +20,7 @@ from fractions import Fraction
 import numpy as np
 
 from cnnlab.errors import CnnlabError
+from cnnlab.ops.limits import MAX_KERNEL_SIDE, brief, check_size
 
 __all__ = [
     "KERNELS",
@@ -39,9 +40,15 @@ __all__ = [
 ]
 
 
-def _odd_size(size: object, what: str) -> int:
+def _side(size: object, what: str) -> int:
+    """A kernel side: a positive integer up to :data:`~cnnlab.ops.limits.MAX_KERNEL_SIDE` (checked before allocating)."""
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise CnnlabError(f"size must be a positive integer, got {size!r}", where=what, fix=f"use e.g. {what}:3 or {what}:5")
+    return check_size(size, MAX_KERNEL_SIDE, where=what, fix=f"use a size of at most {MAX_KERNEL_SIDE}, e.g. {what}:5")
+
+
+def _odd_size(size: object, what: str) -> int:
+    size = _side(size, what)
     if size % 2 == 0:
         raise CnnlabError(
             f"size must be odd so the kernel has a centre pixel, got {size}",
@@ -53,8 +60,7 @@ def _odd_size(size: object, what: str) -> int:
 
 def box(size: int = 3, normalize: bool = True) -> np.ndarray:
     """Box blur: every weight 1/size² (normalised, keeps brightness) or 1 (the notes' all-ones)."""
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-        raise CnnlabError(f"size must be a positive integer, got {size!r}", where="box", fix="use e.g. box:3 or box:5")
+    size = _side(size, "box")
     weights = np.ones((size, size))
     return weights / weights.size if normalize else weights
 
@@ -79,7 +85,7 @@ def gaussian(size: int = 5, sigma: float | None = None) -> np.ndarray:
 
 
 def gaussian_121(normalize: bool = False) -> np.ndarray:
-    """The notes' integer Gaussian [[1,2,1],[2,4,2],[1,2,1]] (seed 001); /16 if ``normalize``."""
+    """The notes' integer Gaussian [[1,2,1],[2,4,2],[1,2,1]] (the slides); /16 if ``normalize``."""
     weights = np.outer([1.0, 2.0, 1.0], [1.0, 2.0, 1.0])
     return weights / 16.0 if normalize else weights
 
@@ -93,27 +99,27 @@ def identity(size: int = 3) -> np.ndarray:
 
 
 def sharpen() -> np.ndarray:
-    """Sharpen (seed 001): [[0,-1,0],[-1,5,-1],[0,-1,0]] = identity + 4-neighbour edge boost."""
+    """Sharpen (the slides): [[0,-1,0],[-1,5,-1],[0,-1,0]] = identity + 4-neighbour edge boost."""
     return np.array([[0.0, -1.0, 0.0], [-1.0, 5.0, -1.0], [0.0, -1.0, 0.0]])
 
 
 def sobel_x() -> np.ndarray:
-    """Sobel d/dx, responds to vertical edges: [[-1,0,1],[-2,0,2],[-1,0,1]] (seed 003 filtro_vertical)."""
+    """Sobel d/dx, responds to vertical edges: [[-1,0,1],[-2,0,2],[-1,0,1]] (the textbook chapter's filtro_vertical)."""
     return np.array([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
 
 
 def sobel_y() -> np.ndarray:
-    """Sobel d/dy, responds to horizontal edges: [[-1,-2,-1],[0,0,0],[1,2,1]] (seed 003 filtro_horizontal)."""
+    """Sobel d/dy, responds to horizontal edges: [[-1,-2,-1],[0,0,0],[1,2,1]] (the textbook chapter's filtro_horizontal)."""
     return sobel_x().T.copy()
 
 
 def diagonal_45() -> np.ndarray:
-    """Diagonal edges (seed 003 filtro_diagonal): [[-1,-2,0],[-2,0,2],[0,2,1]], gradient towards bottom-right."""
+    """Diagonal edges (the textbook chapter's filtro_diagonal): [[-1,-2,0],[-2,0,2],[0,2,1]], gradient towards bottom-right."""
     return np.array([[-1.0, -2.0, 0.0], [-2.0, 0.0, 2.0], [0.0, 2.0, 1.0]])
 
 
 def diagonal_135() -> np.ndarray:
-    """The other diagonal: seed 003's kernel mirrored left-right, [[0,-2,-1],[2,0,-2],[1,2,0]]."""
+    """The other diagonal: the textbook chapter's kernel mirrored left-right, [[0,-2,-1],[2,0,-2],[1,2,0]]."""
     return diagonal_45()[:, ::-1].copy()
 
 
@@ -141,24 +147,32 @@ def kernel_from_text(text: str) -> np.ndarray:
     """
     rows = [row for row in (r.replace(",", " ").split() for r in str(text).replace("\n", ";").split(";")) if row]
     if not rows:
-        raise CnnlabError("is empty", where=f"kernel {text!r}", fix='write rows separated by ";", e.g. "0 -1 0; -1 5 -1; 0 -1 0"')
+        raise CnnlabError("is empty", where=f"kernel {brief(text)}", fix='write rows separated by ";", e.g. "0 -1 0; -1 5 -1; 0 -1 0"')
     widths = {len(row) for row in rows}
     if len(widths) != 1:
         lengths = ", ".join(str(len(row)) for row in rows)
         raise CnnlabError(
             f"rows have different lengths ({lengths})",
-            where=f"kernel {text!r}",
+            where=f"kernel {brief(text)}",
             fix="give every row the same number of values",
         )
+    for count, axis in ((len(rows), "rows"), (widths.copy().pop(), "columns")):
+        check_size(count, MAX_KERNEL_SIDE, where=f"kernel {brief(text)}", what=f"number of {axis}")
     values = []
     for number, row in enumerate(rows, start=1):
         for token in row:
             try:
                 value = float(Fraction(token))
+            except OverflowError:
+                raise CnnlabError(
+                    f"row {number}: {brief(token)} is too large for a float64 (over about 1.8e308)",
+                    where=f"kernel {brief(text)}",
+                    fix="use weights of a sensible size, e.g. between -1000 and 1000",
+                ) from None
             except (ValueError, ZeroDivisionError):
                 raise CnnlabError(
-                    f"row {number}: {token!r} is not a number",
-                    where=f"kernel {text!r}",
+                    f"row {number}: {brief(token)} is not a number",
+                    where=f"kernel {brief(text)}",
                     fix='use numbers like 1, -0.5 or 1/9 separated by spaces, rows by ";"',
                 ) from None
             values.append(value)
@@ -169,7 +183,7 @@ def _int_arg(text: str, name: str, spec: str) -> int:
     try:
         return int(text)
     except ValueError:
-        raise CnnlabError(f"{name} {text!r} is not a whole number", where=f"kernel {spec!r}", fix=f"write e.g. {spec.split(':')[0]}:5") from None
+        raise CnnlabError(f"{name} {brief(text)} is not a whole number", where=f"kernel {brief(spec)}", fix=f"write e.g. {spec.split(':')[0]}:5") from None
 
 
 # name -> (builder taking the ':'-separated arguments, usage text)
@@ -185,7 +199,7 @@ KERNELS: dict[str, tuple[Callable[[list[str], str], np.ndarray], str]] = {
     "sharpen": (lambda a, s: sharpen(), "sharpen"),
     "sobel-x": (lambda a, s: sobel_x(), "sobel-x  vertical edges"),
     "sobel-y": (lambda a, s: sobel_y(), "sobel-y  horizontal edges"),
-    "diagonal-45": (lambda a, s: diagonal_45(), "diagonal-45  seed 003 diagonal edges"),
+    "diagonal-45": (lambda a, s: diagonal_45(), "diagonal-45  the textbook chapter's diagonal edges"),
     "diagonal-135": (lambda a, s: diagonal_135(), "diagonal-135  the mirrored diagonal"),
     "laplacian-4": (lambda a, s: laplacian(4), "laplacian-4"),
     "laplacian-8": (lambda a, s: laplacian(8), "laplacian-8"),
@@ -199,7 +213,7 @@ def _float_arg(text: str, spec: str) -> float:
     try:
         return float(text)
     except ValueError:
-        raise CnnlabError(f"sigma {text!r} is not a number", where=f"kernel {spec!r}", fix="write e.g. gaussian:5:1.0") from None
+        raise CnnlabError(f"sigma {brief(text)} is not a number", where=f"kernel {brief(spec)}", fix="write e.g. gaussian:5:1.0") from None
 
 
 def _looks_numeric(spec: str) -> bool:
@@ -223,12 +237,12 @@ def parse_kernel(spec: str) -> tuple[np.ndarray, str]:
         close = difflib.get_close_matches(name, list(KERNELS), n=3, cutoff=0.5)
         hint = f"did you mean {' or '.join(close)}? " if close else ""
         raise CnnlabError(
-            f"unknown kernel {spec!r}",
+            f"unknown kernel {brief(spec)}",
             where="kernel",
             fix=f"{hint}valid names: {', '.join(KERNELS)}; or numbers like \"0 -1 0; -1 5 -1; 0 -1 0\"",
         )
     if args and name not in _TAKES_ARGS:
-        raise CnnlabError(f"{name} takes no ':' arguments", where=f"kernel {spec!r}", fix=f"write just {name}")
+        raise CnnlabError(f"{name} takes no ':' arguments", where=f"kernel {brief(spec)}", fix=f"write just {name}")
     builder, _ = KERNELS[name]
     try:
         weights = builder(args, text)
@@ -236,5 +250,5 @@ def parse_kernel(spec: str) -> tuple[np.ndarray, str]:
         if error.where is not None and error.where.startswith("kernel "):
             raise
         message = str(error).removeprefix(f"{error.where}: ").removesuffix(f" Fix: {error.fix}")
-        raise CnnlabError(message, where=f"kernel {spec!r}", fix=error.fix) from None
+        raise CnnlabError(message, where=f"kernel {brief(spec)}", fix=error.fix) from None
     return weights, text.lower() if args else name

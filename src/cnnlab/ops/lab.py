@@ -21,6 +21,7 @@ from cnnlab.ops.conv import convolve2d, correlate2d, resolve_border, resolve_pad
 from cnnlab.ops.figures import colorize, save_compare_figure
 from cnnlab.ops.image import draw_box, read_image, write_image
 from cnnlab.ops.kernels import parse_kernel
+from cnnlab.ops.limits import MAX_SIZE, brief, check_size
 from cnnlab.ops.template import match_template
 
 __all__ = [
@@ -51,10 +52,12 @@ def parse_int_pair(text: str | int, option: str, minimum: int = 1) -> tuple[int,
         values *= 2
     if len(values) != 2 or min(values) < minimum:
         raise CnnlabError(
-            f"must be an integer >= {minimum} or ROWS,COLS, got {text!r}",
+            f"must be an integer >= {minimum} or ROWS,COLS, got {brief(text)}",
             where=option,
             fix=f"e.g. {option} {max(minimum, 1)} or {option} 2,1",
         )
+    for value in values:
+        check_size(value, MAX_SIZE, where=option, what="value")
     return values[0], values[1]
 
 
@@ -72,10 +75,12 @@ def parse_padding(text: str | int) -> str | tuple[int, int, int, int]:
         numbers *= 4
     if len(numbers) != 4 or min(numbers) < 0:
         raise CnnlabError(
-            f"must be same, valid, full, N >= 0 or TOP,BOTTOM,LEFT,RIGHT, got {text!r}",
+            f"must be same, valid, full, N >= 0 or TOP,BOTTOM,LEFT,RIGHT, got {brief(text)}",
             where="--padding",
             fix="e.g. --padding same, --padding 1 or --padding 1,1,2,2",
         )
+    for number in numbers:
+        check_size(number, MAX_SIZE, where="--padding", what="padding")
     return (numbers[0], numbers[1], numbers[2], numbers[3])
 
 
@@ -88,10 +93,12 @@ def parse_shape(text: str, option: str = "--input") -> tuple[int, ...]:
         values = ()
     if not values or len(values) > 3 or min(values) < 1:
         raise CnnlabError(
-            f"must be positive integers joined by 'x', got {text!r}",
+            f"must be positive integers joined by 'x', got {brief(text)}",
             where=option,
             fix="e.g. --input 28x28x1 (height x width x channels) or --kernel 5 / 5x3",
         )
+    for value in values:
+        check_size(value, MAX_SIZE, where=option, what="size")
     return values
 
 
@@ -250,18 +257,19 @@ def shape_report(
     """
     dims = parse_shape(input_shape, "--input")
     if len(dims) == 1:
-        raise CnnlabError(f"needs at least height and width, got {input_shape!r}", where="--input", fix="e.g. --input 28x28x1")
+        raise CnnlabError(f"needs at least height and width, got {brief(input_shape)}", where="--input", fix="e.g. --input 28x28x1")
     height, width, channels = (*dims, 1) if len(dims) == 2 else dims
     ksize = parse_shape(kernel, "--kernel")
     if len(ksize) > 2:
         raise CnnlabError(
-            f"is the spatial size K or KHxKW, got {kernel!r}",
+            f"is the spatial size K or KHxKW, got {brief(kernel)}",
             where="--kernel",
             fix="give e.g. --kernel 5 or --kernel 28x28; the depth is always the input's channels",
         )
     kh, kw = (ksize[0], ksize[0]) if len(ksize) == 1 else ksize
     if isinstance(filters, bool) or not isinstance(filters, int) or filters < 1:
         raise CnnlabError(f"must be a positive integer, got {filters!r}", where="--filters", fix="e.g. --filters 32")
+    check_size(filters, MAX_SIZE, where="--filters", what="filter count")
     sh, sw = parse_int_pair(stride, "--stride")
     dh, dw = parse_int_pair(dilation, "--dilation")
     pad_spec = parse_padding(padding)
@@ -329,7 +337,7 @@ _DEMO_FILTERS = [
     ("sharpen", "sharpen"),
     ("sobel-x", "Sobel x: vertical edges"),
     ("sobel-y", "Sobel y: horizontal edges"),
-    ("diagonal-45", "seed 003's diagonal edges"),
+    ("diagonal-45", "the textbook chapter's diagonal edges"),
     ("laplacian-4", "Laplacian, 4 neighbours"),
     ("emboss", "emboss"),
 ]
@@ -337,6 +345,8 @@ _DEMO_FILTERS = [
 
 def run_demo(out_dir: str | os.PathLike[str]) -> list[tuple[Path, str]]:
     """The short lab of the README on :func:`lab_picture`; returns (file, what it shows)."""
+    if not str(out_dir).strip():
+        raise CnnlabError("is empty", where="--out", fix="give a folder name for the demo files, e.g. --out lab-demo")
     folder = Path(out_dir)
     if folder.exists() and not folder.is_dir():
         raise CnnlabError("exists and is not a folder", where=str(folder), fix="give a folder name for --out")
@@ -367,13 +377,13 @@ def run_demo(out_dir: str | os.PathLike[str]) -> list[tuple[Path, str]]:
 
     report = "\n\n".join(
         [
-            "Seed 002: a 28x28 image and a 5x5 window give 24x24 (32 filters as in the practice net):",
+            "The Keras lab: a 28x28 image and a 5x5 window give 24x24 (32 filters as in the practice net):",
             shape_report("28x28x1", "5", filters=32),
             "Stride 2 with 'same' padding halves the size:",
             shape_report("28x28x1", "3", stride="2", padding="same", filters=16),
-            "Seed 000, exercise P.1: a 1x1xC kernel keeps height and width (valid and same):",
+            "The convolution notes, exercise P.1: a 1x1xC kernel keeps height and width (valid and same):",
             shape_report("32x24x3", "1", padding="valid"),
-            "Seed 000, exercise P.2: a kernel as large as the image gives 1x1 (valid) or keeps the size (same):",
+            "The convolution notes, exercise P.2: a kernel as large as the image gives 1x1 (valid) or keeps the size (same):",
             shape_report("32x24x3", "32x24", padding="valid"),
             shape_report("32x24x3", "32x24", padding="same"),
         ]

@@ -1,4 +1,4 @@
-"""Template matching by normalised cross-correlation (seed 000, §1.4).
+"""Template matching by normalised cross-correlation (the convolution notes, §1.4).
 
 For every position (x, y) where the template T (h, w) fits inside the image I,
 with T' = T - mean(T) and I' the window minus its own mean,

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from cnnlab.errors import CnnlabError
-from cnnlab.files import atomic_write_text
+from cnnlab.files import atomic_write_text, check_output
 from cnnlab.report import figures as fig
 from cnnlab.report.run import Run, read_run
 
@@ -195,6 +195,7 @@ def augment_grid(run: Run, train: Any) -> str | None:
 
 
 def model_section(run: Run, meta: dict[str, Any] | None, model: Any) -> dict[str, Any]:
+    """The model section: name, Keras-style summary rows (frozen layers marked) and parameter counts."""
     arch = (meta or {}).get("architecture") or {}
     name = ((arch.get("spec") or {}).get("name") if arch.get("kind") == "spec"
             else (arch.get("config") or {}).get("name")) or str(run.config.get("model") or "auto")
@@ -439,6 +440,7 @@ def _env() -> Any:
 
 
 def render(template: str, **context: Any) -> str:
+    """Render one of the package's jinja2 templates (autoescaped: class and file names are user data)."""
     return _env().get_template(template).render(**context)
 
 
@@ -490,6 +492,8 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     A folder that is not a run is a :class:`CnnlabError`; a run that crashed
     (states but no final bundle) gets a report that says so and shows what exists.
     """
+    if out is not None:  # refused before the minutes of plots and evaluation, not after
+        check_output(out, example=REPORT_FILE, where=f"--out {out}")
     context = build_context(run_dir)
     context["build_seconds"] = f"{time.perf_counter() - context.pop('_started'):.1f}"
     html = render("report.html.j2", **context)

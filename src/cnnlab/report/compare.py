@@ -80,6 +80,12 @@ def comparison(run_dirs: Sequence[str | Path]) -> dict[str, Any]:
     """Everything the comparison shows, as plain values."""
     if len(run_dirs) < 2:
         raise CnnlabError("needs at least two runs to compare", where="RUN...", fix="give two or more run folders")
+    seen: dict[Path, int] = {}
+    for i, d in enumerate(run_dirs):  # two columns of one run compare nothing and cannot be told apart
+        first = seen.setdefault(Path(d).resolve(), i)
+        if first != i:
+            raise CnnlabError(f"the run {d} is given twice (also as {run_dirs[first]})", where="RUN...",
+                              fix="give each run folder once")
     runs = [read_run(d) for d in run_dirs]
     names = [r.name for r in runs]
     if len(set(names)) < len(names):  # same folder name under different parents: use the path as given
@@ -137,9 +143,12 @@ def compare_runs(run_dirs: Sequence[str | Path], out: str | Path | None = None, 
     from cnnlab import __version__
     from cnnlab.report.build import render
 
+    from cnnlab.files import check_output
+
     data = comparison(run_dirs)
-    print_table(data, console)
     path = Path(out) if out is not None else Path(COMPARE_FILE)
+    check_output(path, example=COMPARE_FILE, where=f"--out {path}")  # before the table, not after it
+    print_table(data, console)
     html = render("compare.html.j2", title=f"cnnlab: {len(data['names'])} runs compared", cnnlab_version=__version__,
                   **{k: v for k, v in data.items() if k != "raw"})
     atomic_write_text(path, html)

@@ -29,6 +29,7 @@ def _plt():
 
 
 def png_uri(data: bytes) -> str:
+    """PNG bytes -> a ``data:image/png;base64,...`` URI (the page embeds every picture)."""
     return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
 
 
@@ -43,14 +44,9 @@ def figure_uri(fig: Any, dpi: int = 80) -> str:
 
 def array_uri(image: np.ndarray) -> str:
     """uint8 (H, W), (H, W, 1) or (H, W, 3) -> PNG data URI (Pillow, lossless)."""
-    from PIL import Image
+    from cnnlab.explain.visual import to_png_bytes
 
-    array = np.asarray(image)
-    if array.ndim == 3 and array.shape[2] == 1:
-        array = array[..., 0]
-    buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(array.astype(np.uint8))).save(buffer, format="PNG", optimize=True)
-    return png_uri(buffer.getvalue())
+    return png_uri(to_png_bytes(np.asarray(image).astype(np.uint8, copy=False), optimize=True))
 
 
 def to_unit(array: np.ndarray) -> np.ndarray:

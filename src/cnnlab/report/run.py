@@ -154,17 +154,21 @@ def read_history(path: Path) -> list[dict[str, float]]:
     if not path.is_file():
         return []
     rows: list[dict[str, float]] = []
-    with open(path, newline="", encoding="utf-8") as handle:
-        for raw in csv.DictReader(handle):
-            row: dict[str, float] = {}
-            for key, value in raw.items():
-                if key is None or value in (None, ""):
-                    continue
-                try:
-                    row[key] = float(value)
-                except ValueError:
-                    continue
-            rows.append(row)
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            for raw in csv.DictReader(handle):
+                row: dict[str, float] = {}
+                for key, value in raw.items():
+                    if key is None or value in (None, ""):
+                        continue
+                    try:
+                        row[key] = float(value)
+                    except ValueError:
+                        continue
+                rows.append(row)
+    except (UnicodeDecodeError, csv.Error) as error:  # a damaged file: one line, not a traceback
+        raise CnnlabError(f"history.csv cannot be read ({type(error).__name__}: {str(error)[:100]})", where=str(path),
+                          fix="restore the run's history.csv (cnnlab train writes it), or delete it") from None
     return rows
 
 
@@ -180,11 +184,13 @@ def read_run(run_dir: str | Path) -> Run:
     if not config_path.is_file() or not has_any:
         raise CnnlabError("is not a run folder (no config.yaml with a history, a model or training states)",
                           where=str(path), fix=fix)
-    text = config_path.read_text(encoding="utf-8")
     try:
+        text = config_path.read_text(encoding="utf-8")
         config = yaml.safe_load(text) or {}
-    except yaml.YAMLError as error:
-        raise CnnlabError(f"config.yaml is not valid YAML ({error})", where=str(config_path),
+    except (UnicodeDecodeError, yaml.YAMLError, RecursionError) as error:
+        reason = ("not UTF-8 text" if isinstance(error, UnicodeDecodeError) else "nested too deeply"
+                  if isinstance(error, RecursionError) else f"not valid YAML: {' '.join(str(error).split())}")
+        raise CnnlabError(f"config.yaml cannot be read ({reason})", where=str(config_path),
                           fix="restore the run's config.yaml (cnnlab train writes it)") from None
     if not isinstance(config, dict) or not isinstance(config.get("data"), dict):
         raise CnnlabError("config.yaml is not a cnnlab experiment (no data section)", where=str(config_path), fix=fix)

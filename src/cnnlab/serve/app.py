@@ -44,6 +44,7 @@ ERROR_DOC = {"description": "a client mistake", "content": {"application/json": 
 
 
 def page_html() -> str:
+    """The web page (``page.html`` shipped in the package: plain HTML and inline JavaScript, no CDN)."""
     return importlib.resources.files("cnnlab.serve").joinpath("page.html").read_text(encoding="utf-8")
 
 
@@ -235,6 +236,7 @@ def create_app(model: str | Any, *, max_batch: int = 32, max_upload_mb: float = 
 
 
 def resolve_target(predictor: Predictor, target: str | None) -> int | None:
+    """The ``target`` query (a class name or index; empty: the top class) -> a class index, or a 422."""
     if target is None or target == "":
         return None
     classes = predictor.classes or []

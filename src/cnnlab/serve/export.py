@@ -206,6 +206,12 @@ def to_onnx_bytes(loaded: Any, *, opset: int | None = None) -> tuple[bytes, dict
                           fix=(f"replace the layer that uses {op} with one ONNX supports, or serve the bundle with eager torch"
                                if op else "serve the bundle with eager torch (cnnlab serve RUN without the export extra)")) from None
     proto = program.model_proto
+    # The exporter falls back to its own opset when it cannot convert down to the one asked for,
+    # and a file of another opset than requested would fail later in the user's runtime.
+    written = next((entry.version for entry in proto.opset_import if entry.domain in ("", "ai.onnx")), opset)
+    if written != opset:
+        raise CnnlabError(f"the exporter cannot write opset {opset} for this model (it wrote opset {written})",
+                          where="--opset", fix=f"use --opset {written} (or leave it out: {DEFAULT_OPSET})")
     metadata = metadata_of(loaded, shape)
     del proto.metadata_props[:]
     for key, value in metadata.items():
@@ -258,9 +264,11 @@ def export_onnx(model: Any, out: str | Path | None = None, *, opset: int | None 
     ``max |p_onnx - p_cnnlab| <= atol``. ``out=None`` checks without writing
     (``ExportResult.model_bytes`` holds the model). Nothing is written when any step fails.
     """
-    from cnnlab.files import atomic_write_bytes
+    from cnnlab.files import atomic_write_bytes, check_output
 
     start = time.perf_counter()
+    if out is not None:  # refused before the export's seconds of tracing, not after
+        check_output(out, example="model.onnx", where=f"--out {out}")
     loaded = _load(model)
     shape = input_shape_of(loaded)
     data, metadata = to_onnx_bytes(loaded, opset=opset)

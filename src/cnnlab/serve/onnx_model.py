@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from cnnlab.errors import CnnlabError
+from cnnlab.inference.head import labels_of, squeeze_single_unit
 from cnnlab.serve.export import INPUT_NAME, META_PREFIX, session_from
 
 
@@ -76,20 +77,15 @@ class OnnxModel:
 
     def predict(self, images: Any) -> np.ndarray:
         """Probabilities (N, K) / (N,) for one sigmoid unit, or values (N,) for regression."""
-        out = self.run(self.decode(images))
-        return out[:, 0] if out.ndim == 2 and out.shape[1] == 1 else out
+        return squeeze_single_unit(self.run(self.decode(images)))
 
     def predict_classes(self, images: Any) -> list[Any]:
         """Class names (argmax, or the 0.5 threshold of one sigmoid unit), or numbers for regression."""
-        out = self.predict(images)
-        if self.task == "regression":
-            return [float(v) for v in np.asarray(out).reshape(len(out), -1)[:, 0]]
-        index = (out > 0.5).astype(int) if out.ndim == 1 else out.argmax(-1)
-        names = self.classes or [str(i) for i in range(int(index.max()) + 1)]
-        return [names[int(i)] for i in index]
+        return labels_of(self.predict(images), self.task, self.classes)
 
 
 def read_metadata(session: Any) -> dict[str, str]:
+    """The ``metadata_props`` of the session's model (``cnnlab.*`` keys written by the export)."""
     return dict(session.get_modelmeta().custom_metadata_map)
 
 

@@ -61,6 +61,7 @@ def parse_multipart(body: bytes, content_type: str) -> list[Part]:
     def on_part_begin() -> None:
         chunks.clear()
         headers.clear()
+        state["open"] = True
 
     def on_header_field(data: bytes, start: int, end: int) -> None:
         field.append(data[start:end])
@@ -77,6 +78,7 @@ def parse_multipart(body: bytes, content_type: str) -> list[Part]:
         chunks.append(data[start:end])
 
     def on_part_end() -> None:
+        state["open"] = False
         _, disposition = parse_options_header(headers.get(b"content-disposition", b""))
         name = disposition.get(b"name", b"").decode("utf-8", "replace")
         filename = disposition.get(b"filename")
@@ -99,6 +101,9 @@ def parse_multipart(body: bytes, content_type: str) -> list[Part]:
     except Exception as error:  # python-multipart raises its own MultipartParseError and ValueErrors
         raise ApiError(400, f"the multipart body is malformed ({str(error)[:120]})",
                        "send a well-formed multipart/form-data body (let your HTTP client build it)") from None
+    if state.get("open"):  # the parser drops a part cut off before its boundary: say so, not "no field 'file'"
+        raise ApiError(400, "the multipart body ends inside a part (no closing boundary): a cut-off upload",
+                       "send the whole body (let your HTTP client build it)")
     return parts
 
 

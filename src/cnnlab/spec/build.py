@@ -10,6 +10,7 @@ the field, the shapes and a fix, with the summary of the layers before it.
 from __future__ import annotations
 
 import copy
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from torch import nn
 from cnnlab.nn.init import initialize
 from cnnlab.nn.params import count_params
 from cnnlab.nn.regularizers import Regularizer, attach
+from cnnlab.ops.limits import MAX_SIZE, check_bytes
 from cnnlab.spec import fields as F
 from cnnlab.spec.errors import SpecError, fmt_shape, suggestion
 from cnnlab.spec.layers import COMMON_ARGS, INPUT_TYPES, REQUIRED, TYPES, LayerContext, LayerType, Shape, rank_name
@@ -89,6 +91,34 @@ def build(spec: dict[str, Any] | list[Any] | str | os.PathLike[str], *, seed: in
     if isinstance(spec, (str, os.PathLike)):
         spec = load_spec(spec)
     return _Builder(spec, seed).run()
+
+
+def with_input_shape(spec: dict[str, Any] | list[Any] | str | os.PathLike[str], input_shape: Shape | list[int]) -> dict[str, Any]:
+    """A copy of ``spec`` whose input shape is ``input_shape`` (H, W, C), wherever the spec gave it.
+
+    The shape goes where the spec declares its input (an ``Input`` layer's
+    ``shape``, the first layer's ``input_shape``, or the top-level
+    ``input_shape``), so the result builds exactly as the spec with that input.
+    A loaded file keeps its name and line numbers for error messages.
+    """
+    loaded = load_spec(spec) if isinstance(spec, (str, os.PathLike)) else spec
+    data: Any = {"layers": loaded} if isinstance(loaded, list) else loaded
+    if not isinstance(data, dict):
+        return data  # the builder says what is wrong with it
+    shape = [int(v) for v in input_shape]
+    result = copy.deepcopy(dict(data))
+    layers = result.get("layers")
+    head = layers[0] if isinstance(layers, list) and layers and isinstance(layers[0], dict) else None
+    if head is not None and head.get("type") in INPUT_TYPES:
+        head["shape"] = shape
+        result.pop("input_shape", None)
+    elif head is not None and "input_shape" in head:
+        head["input_shape"] = shape
+    else:
+        result["input_shape"] = shape
+    if isinstance(loaded, LoadedSpec):
+        return LoadedSpec(result, source=loaded.source, lines=loaded.lines)
+    return result
 
 
 class _Builder:
@@ -191,6 +221,8 @@ class _Builder:
             fail(f"the input shape must be a list of sizes, got {shape!r}", "write e.g. [28, 28, 1] (height, width, channels)")
         if any(v < 1 for v in shape):
             fail(f"the input shape {list(shape)} has a size below 1", "every size must be >= 1 (a size cannot be negative)")
+        if any(v > MAX_SIZE for v in shape):
+            fail(f"the input shape {list(shape)} has a size over the limit of {MAX_SIZE}", f"use sizes of at most {MAX_SIZE}, e.g. [224, 224, 3]")
         return tuple(int(v) for v in shape), str(name), first
 
     def _nodes(self, layers: list[dict[str, Any]], first: int, input_name: str) -> list[_Node]:
@@ -278,6 +310,7 @@ class _Builder:
     def _assemble(self, input_shape: Shape, input_name: str, nodes: list[_Node]) -> SpecModel:
         shapes: dict[str, Shape] = {input_name: input_shape}
         modules: dict[str, nn.Module] = {}
+        weights = 0  # parameters (and buffers) of the layers so far
         if self.graph:
             self.rows.append(LayerRow(input_name, "InputLayer", input_shape, 0, 0, True, []))
         for node in nodes:
@@ -294,6 +327,7 @@ class _Builder:
                     fail(None, f"{node.type} takes {want}, but its input has shape {fmt_shape(shape)}", fix)
             ctx = LayerContext(node.args, in_shapes, fail)
             out = tuple(int(v) for v in layer_type.output_shape(ctx))
+            weights = self._check_sizes(node, layer_type, ctx, out, weights)
             module = layer_type.build(ctx, out)
             self._init_weights(node, layer_type, module)
             if not node.trainable:
@@ -317,6 +351,33 @@ class _Builder:
         if spec["outputs"] is None:
             del spec["outputs"]
         return SpecModel(spec, input_shape, plan, modules, self.rows, input_name, output, self.graph)
+
+    def _check_sizes(self, node: _Node, layer_type: LayerType, ctx: LayerContext, out: Shape, weights: int) -> int:
+        """Refuse a layer whose output or weights the machine cannot hold, before allocating them.
+
+        The layer is first built on torch's meta device (shapes, no memory) to
+        count its tensors; the model's weights so far plus this layer's, at 4
+        bytes each, and one sample's output of the layer must fit in the memory
+        available now. Returns the new weight count.
+        """
+        where = self._where(node.index, node)
+        check_bytes(
+            math.prod(out) * 4,
+            where=where,
+            what=f"one sample's output {fmt_shape(out)}",
+            fix="use a smaller input_shape, fewer filters / units, or downsample before this layer (pooling, strides)",
+        )
+        with torch.device("meta"):
+            probe = layer_type.build(ctx, out)
+        count = sum(t.numel() for t in probe.parameters()) + sum(t.numel() for t in probe.buffers())
+        total = weights + count
+        check_bytes(
+            total * 4,
+            where=where,
+            what=f"the weights up to this layer ({total:,} numbers, this layer {count:,})",
+            fix="use fewer filters / units, or downsample before this layer (pooling, strides) so a Dense layer sees fewer inputs",
+        )
+        return total
 
     def _init_weights(self, node: _Node, layer_type: LayerType, module: nn.Module) -> None:
         for tensor_name, (init_arg, reg_arg) in layer_type.weights.items():

@@ -9,11 +9,14 @@ JSON-safe value (tuples become lists). Options are keyword-only, so that
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from typing import Any, NoReturn
 
-from cnnlab.nn.activations import ACTIVATIONS
+from cnnlab.nn.activations import ACTIVATIONS, check_activation_options
+from cnnlab.nn.errors import LayerArgumentError
+from cnnlab.ops.limits import MAX_SIZE, brief
 from cnnlab.nn.init import ALIASES, INITIALIZERS
 from cnnlab.spec.errors import suggestion
 
@@ -25,40 +28,48 @@ def is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def positive_int(value: Any, fail: Fail) -> int:
-    if not is_int(value) or value < 1:
-        fail(f"must be a positive integer, got {value!r}", "write a whole number >= 1")
+def _bounded(value: int, fail: Fail) -> int:
+    """A size no real layer reaches is refused before anything is computed or allocated from it."""
+    if value > MAX_SIZE:
+        fail(f"{value} is over the limit of {MAX_SIZE} for a size", f"use a size of at most {MAX_SIZE}")
     return int(value)
+
+
+def positive_int(value: Any, fail: Fail) -> int:
+    """A whole number >= 1 (filters, units, groups), at most :data:`~cnnlab.ops.limits.MAX_SIZE`."""
+    if not is_int(value) or value < 1:
+        fail(f"must be a positive integer, got {brief(value)}", "write a whole number >= 1")
+    return _bounded(value, fail)
 
 
 def int_tuple(value: Any, fail: Fail, *, n: int, minimum: int = 1) -> list[int]:
     """An int or a list of ``n`` ints, each >= ``minimum``: ``3`` -> ``[3, 3]``."""
     items = [value] * n if is_int(value) else value
     if not isinstance(items, (list, tuple)) or len(items) != n or not all(is_int(v) for v in items):
-        fail(f"must be an integer or a list of {n} integers, got {value!r}", f"write e.g. {[3] * n if n > 1 else 3}")
+        fail(f"must be an integer or a list of {n} integers, got {brief(value)}", f"write e.g. {[3] * n if n > 1 else 3}")
     if any(v < minimum for v in items):
-        fail(f"must be >= {minimum}, got {value!r}", f"use values >= {minimum} (a size cannot be negative)")
-    return [int(v) for v in items]
+        fail(f"must be >= {minimum}, got {brief(value)}", f"use values >= {minimum} (a size cannot be negative)")
+    return [_bounded(v, fail) for v in items]
 
 
 def boolean(value: Any, fail: Fail) -> bool:
     if not isinstance(value, bool):
-        fail(f"must be true or false, got {value!r}", "write true or false")
+        fail(f"must be true or false, got {brief(value)}", "write true or false")
     return value
 
 
 def number(value: Any, fail: Fail, *, low: float | None = None, high: float | None = None, high_open: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        fail(f"must be a number, got {value!r}", "write a number such as 0.5")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        fail(f"must be a finite number, got {brief(value)}", "write a number such as 0.5")
     if (low is not None and value < low) or (high is not None and (value >= high if high_open else value > high)):
         bracket = ")" if high_open else "]"
-        fail(f"must be in [{low}, {high}{bracket}, got {value!r}", f"use a value in [{low}, {high}{bracket}")
+        fail(f"must be in [{low}, {high}{bracket}, got {brief(value)}", f"use a value in [{low}, {high}{bracket}")
     return float(value)
 
 
 def choice(value: Any, fail: Fail, *, options: tuple[str, ...]) -> str:
     if not isinstance(value, str) or value.lower() not in options:
-        fail(f"{value!r} is not valid", suggestion(str(value), options, "values"))
+        fail(f"{brief(value)} is not valid", suggestion(str(value), options, "values"))
     return value.lower()
 
 
@@ -70,8 +81,12 @@ def activation(value: Any, fail: Fail) -> str | dict[str, Any] | None:
         options = dict(value)
         name = options.pop("type", options.pop("name", None))
         if not isinstance(name, str):
-            fail(f"an activation mapping needs 'type', got {value!r}", "write e.g. {type: leaky_relu, alpha: 0.1}")
+            fail(f"an activation mapping needs 'type', got {brief(value)}", "write e.g. {type: leaky_relu, alpha: 0.1}")
         choice(name, fail, options=ACTIVATIONS)
+        try:
+            check_activation_options(name.lower(), options)
+        except LayerArgumentError as error:
+            fail(f"activation {name.lower()!r}, option {error.argument!r}: {error.message}", error.fix or "")
         return {"type": name.lower(), **options}
     return choice(value, fail, options=ACTIVATIONS)
 
@@ -86,7 +101,7 @@ def initializer(value: Any, fail: Fail) -> str | dict[str, Any]:
         options = dict(value.get("config", {})) if "class_name" in value else dict(value)
         name = value.get("class_name") or options.pop("type", None)
         if not isinstance(name, str):
-            fail(f"an initializer mapping needs 'type', got {value!r}", "write e.g. {type: random_normal, stddev: 0.01}")
+            fail(f"an initializer mapping needs 'type', got {brief(value)}", "write e.g. {type: random_normal, stddev: 0.01}")
         key = choice(snake_case(name), fail, options=names)
         allowed = INITIALIZERS[ALIASES.get(key, key)]
         options.pop("seed", None)
@@ -94,7 +109,7 @@ def initializer(value: Any, fail: Fail) -> str | dict[str, Any]:
             if option not in allowed:
                 fail(f"initializer {key!r} has no option {option!r}", suggestion(option, allowed, "options") if allowed else f"{key!r} takes no options")
         return {"type": key, **{k: number(v, fail) for k, v in options.items()}}
-    fail(f"must be an initializer name or mapping, got {value!r}", "write e.g. glorot_uniform or {type: random_normal, stddev: 0.01}")
+    fail(f"must be an initializer name or mapping, got {brief(value)}", "write e.g. glorot_uniform or {type: random_normal, stddev: 0.01}")
 
 
 def regularizer(value: Any, fail: Fail) -> dict[str, float] | None:
@@ -116,7 +131,7 @@ def regularizer(value: Any, fail: Fail) -> dict[str, float] | None:
         base = dict(defaults[kind]) if kind and not options else {"l1": 0.0, "l2": 0.0}
         base.update({k: number(v, fail, low=0.0) for k, v in options.items()})
         return base
-    fail(f"must be l1, l2, l1_l2 or a mapping such as {{l2: 0.001}}, got {value!r}", "write e.g. l2 or {l2: 0.001}")
+    fail(f"must be l1, l2, l1_l2 or a mapping such as {{l2: 0.001}}, got {brief(value)}", "write e.g. l2 or {l2: 0.001}")
 
 
 def snake_case(name: str) -> str:
@@ -137,10 +152,10 @@ def padding_pairs(value: Any, fail: Fail, *, ndim: int, what: str) -> list[Any]:
         elif isinstance(value, (list, tuple)) and len(value) == 2 and all(is_int(v) for v in value):
             pair = list(value)
         else:
-            fail(f"{what} must be an integer or [left, right], got {value!r}", f"write e.g. {example}")
+            fail(f"{what} must be an integer or [left, right], got {brief(value)}", f"write e.g. {example}")
         if min(pair) < 0:
-            fail(f"{what} cannot be negative, got {value!r}", "use amounts >= 0")
-        return [int(v) for v in pair]
+            fail(f"{what} cannot be negative, got {brief(value)}", "use amounts >= 0")
+        return [_bounded(v, fail) for v in pair]
     if is_int(value):
         pairs = [[value, value], [value, value]]
     elif isinstance(value, (list, tuple)) and len(value) == 2 and all(is_int(v) for v in value):
@@ -152,10 +167,10 @@ def padding_pairs(value: Any, fail: Fail, *, ndim: int, what: str) -> list[Any]:
     ):
         pairs = [list(p) for p in value]
     else:
-        fail(f"{what} must be an integer, [rows, cols] or [[top, bottom], [left, right]], got {value!r}", f"write e.g. {example}")
+        fail(f"{what} must be an integer, [rows, cols] or [[top, bottom], [left, right]], got {brief(value)}", f"write e.g. {example}")
     if min(min(p) for p in pairs) < 0:
-        fail(f"{what} cannot be negative, got {value!r}", "use amounts >= 0")
-    return [[int(v) for v in p] for p in pairs]
+        fail(f"{what} cannot be negative, got {brief(value)}", "use amounts >= 0")
+    return [[_bounded(v, fail) for v in p] for p in pairs]
 
 
 def optional(check: Check) -> Check:
@@ -170,18 +185,18 @@ def optional(check: Check) -> Check:
 def axis(value: Any, fail: Fail) -> int:
     """A Keras axis index (-1 = the channels); which axes a layer accepts is its shape rule's business."""
     if not is_int(value):
-        fail(f"must be an integer axis, got {value!r}", "write e.g. -1 (the channels)")
+        fail(f"must be an integer axis, got {brief(value)}", "write e.g. -1 (the channels)")
     return int(value)
 
 
 def channels_last(value: Any, fail: Fail) -> str | None:
     """``data_format``: specs are channels-last like Keras, whatever layout the built model takes."""
     if value not in (None, "channels_last"):
-        fail(f"only channels_last is supported, got {value!r}", "remove data_format: specs are channels-last like Keras; built models take NCHW tensors")
+        fail(f"only channels_last is supported, got {brief(value)}", "remove data_format: specs are channels-last like Keras; built models take NCHW tensors")
     return value
 
 
 def seed(value: Any, fail: Fail) -> int | None:
     if value is not None and not is_int(value):
-        fail(f"must be an integer or null, got {value!r}", "write an integer seed")
+        fail(f"must be an integer or null, got {brief(value)}", "write an integer seed")
     return value

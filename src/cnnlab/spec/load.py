@@ -14,7 +14,12 @@ from typing import Any
 
 import yaml
 
+from cnnlab.files import path_kind
+from cnnlab.ops.limits import brief
 from cnnlab.spec.errors import SpecError
+
+# A spec is a few KB; a file of megabytes is a data or weights file given by mistake.
+MAX_SPEC_BYTES = 4 * 1024 * 1024
 
 
 class LoadedSpec(dict):
@@ -39,39 +44,71 @@ def load_spec(path: str | os.PathLike[str]) -> dict[str, Any]:
     Syntax errors name the file, line and column.
     """
     file = Path(path)
-    if not file.is_file():
-        raise SpecError(f"no spec file {str(file)!r}", where=str(file), fix="check the path; specs are .yaml, .yml or .json files")
-    text = file.read_text(encoding="utf-8")
-    if file.suffix.lower() == ".json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise SpecError(f"invalid JSON: {error.msg}", where=f"{file}:{error.lineno}:{error.colno}", fix="fix the JSON syntax at that place") from None
-    else:
-        try:
-            data = yaml.safe_load(text)
-        except yaml.MarkedYAMLError as error:
-            mark = error.problem_mark or error.context_mark
-            where = f"{file}:{mark.line + 1}:{mark.column + 1}" if mark else str(file)
-            raise SpecError(f"invalid YAML: {error.problem or error}", where=where, fix="fix the YAML syntax at that place (indentation, colons, brackets)") from None
-        except yaml.YAMLError as error:
-            raise SpecError(f"invalid YAML: {error}", where=str(file), fix="fix the YAML syntax") from None
+    where = str(file) if len(str(file)) <= 120 else brief(str(file), 120)
+    kind = path_kind(file, where=where)  # a name too long for the file system ... is one clear error there
+    if kind != "file":
+        what = "is a folder, not a spec file" if kind == "dir" else "no spec file at this path"
+        raise SpecError(what, where=where, fix="check the path; specs are .yaml, .yml or .json files")
+    try:
+        size = file.stat().st_size
+    except OSError as error:
+        raise SpecError(f"cannot be read ({error.strerror or error})", where=where, fix="check the file's permissions") from None
+    if size > MAX_SPEC_BYTES:
+        raise SpecError(
+            f"is {size:,} bytes, over the limit of {MAX_SPEC_BYTES:,} for a spec",
+            where=where,
+            fix="give the model spec (a few KB of YAML or JSON), not a data or weights file",
+        )
+    try:
+        text = file.read_bytes().decode("utf-8")
+    except OSError as error:
+        raise SpecError(f"cannot be read ({error.strerror or error})", where=where, fix="check the file's permissions") from None
+    except UnicodeDecodeError as error:
+        raise SpecError(
+            f"is not UTF-8 text (byte 0x{error.object[error.start]:02x} at offset {error.start})",
+            where=where,
+            fix="save the spec as UTF-8 YAML or JSON text (not a binary file)",
+        ) from None
+    try:
+        data = _parse(text, file, where)
+    except RecursionError:
+        raise SpecError(
+            "is nested too deeply to read",
+            where=where,
+            fix="a spec is a mapping with a list of layers: a few levels of nesting, not hundreds",
+        ) from None
     if isinstance(data, list):
         data = {"layers": data}
     if not isinstance(data, dict):
         raise SpecError(
             f"a spec is a mapping with 'input_shape' and 'layers' (or a list of layers), got {type(data).__name__}",
-            where=str(file),
+            where=where,
             fix="write e.g. {input_shape: [28, 28, 1], layers: [{type: Conv2D, filters: 32, kernel_size: 3}]}",
         )
     return LoadedSpec(data, source=str(file), lines=_line_table(text))
+
+
+def _parse(text: str, file: Path, where: str) -> Any:
+    if file.suffix.lower() == ".json":
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as error:
+            raise SpecError(f"invalid JSON: {error.msg}", where=f"{where}:{error.lineno}:{error.colno}", fix="fix the JSON syntax at that place") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        at = f"{where}:{mark.line + 1}:{mark.column + 1}" if mark else where
+        raise SpecError(f"invalid YAML: {error.problem or error}", where=at, fix="fix the YAML syntax at that place (indentation, colons, brackets)") from None
+    except yaml.YAMLError as error:
+        raise SpecError(f"invalid YAML: {str(error)[:200]}", where=where, fix="fix the YAML syntax") from None
 
 
 def _line_table(text: str) -> dict[tuple[Any, ...], int]:
     # JSON is (almost always) YAML too; line numbers are a courtesy, never an error.
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):
         return {}
     lines: dict[tuple[Any, ...], int] = {}
     layers = None

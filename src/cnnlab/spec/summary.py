@@ -190,7 +190,8 @@ def summary(model_or_spec: Any, input_shape: tuple[int, ...] | list[int] | None 
     Plain modules need ``input_shape`` (H, W, C) (or an ``input_shape``
     attribute, as zoo models have): one dummy batch runs through the model in
     eval mode, and every leaf module (or cnnlab.nn layer) that produced an
-    output becomes a row, in call order.
+    output becomes a row, in call order. For a spec, ``input_shape`` replaces
+    the spec's own input shape (:func:`cnnlab.spec.build.with_input_shape`).
 
     ``receptive_field=True`` adds each row's receptive field r (input pixels one
     output unit sees) and effective stride j (input pixels between neighbouring
@@ -201,10 +202,12 @@ def summary(model_or_spec: Any, input_shape: tuple[int, ...] | list[int] | None 
     (kernel k, stride s, dilation d; upsampling by f: j_out = j_in / f; a global
     pooling sees the whole input). Graph models take the largest r of a layer's inputs.
     """
-    from cnnlab.spec.build import SpecModel, build
+    from cnnlab.spec.build import SpecModel, build, with_input_shape
 
+    if isinstance(model_or_spec, SpecModel) and input_shape is not None and tuple(input_shape) != model_or_spec.input_shape:
+        model_or_spec = model_or_spec.spec  # the same architecture on the input asked for
     if isinstance(model_or_spec, (dict, list, str, os.PathLike)):
-        model_or_spec = build(model_or_spec)
+        model_or_spec = build(with_input_shape(model_or_spec, input_shape) if input_shape is not None else model_or_spec)
     if isinstance(model_or_spec, SpecModel):
         result = _spec_summary(model_or_spec)
         if receptive_field:

@@ -220,6 +220,7 @@ def is_comm_error(error: BaseException) -> bool:
 
 
 def rank_failure(world: World, error: BaseException, where: str) -> RankFailure:
+    """A one-line :class:`RankFailure` for a rank whose peer died (gloo / NCCL's first line, its log prefix cut)."""
     first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     first = re.sub(r"^\[[^\]]*\]\s*", "", first).split(". ")[0]  # gloo's "[file.cc:537] Read error ...: reset by peer."
     world.reported = True
@@ -338,6 +339,14 @@ def launch(nproc: int, args: Sequence[str], *, run_hint: str | None = None) -> i
     """
     if nproc < 1:
         raise CnnlabError(f"--nproc {nproc} is not a number of processes", where="--nproc", fix="e.g. --nproc 2")
+    # torch's launcher sets up every worker before starting any: 2**63 of them never returns. A sane
+    # bound: 4 processes per core or GPU (CPU runs oversubscribed for testing stay possible).
+    import torch
+
+    limit = 4 * max(os.cpu_count() or 1, torch.cuda.device_count())
+    if nproc > limit:
+        raise CnnlabError(f"--nproc {nproc} is over the limit of {limit} (4 per core or GPU of this machine)",
+                          where="--nproc", fix="use one process per GPU, or a few CPU processes, e.g. --nproc 2")
     if under_launcher():
         raise CnnlabError("--nproc inside a torchrun job", where="--nproc",
                           fix="give either torchrun's --nproc-per-node or cnnlab's --nproc, not both")

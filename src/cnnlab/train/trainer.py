@@ -43,6 +43,7 @@ from cnnlab.inference.bundle import save_bundle
 from cnnlab.train.callbacks import Callback, TerminateOnNaN
 from cnnlab.inference.head import OutputHead, find_output_head
 from cnnlab.train.metrics import MetricTracker
+from cnnlab.train.compiling import compile_model
 from cnnlab.train.optim import Schedule
 from cnnlab.train.progress import EpochProgress
 
@@ -153,12 +154,6 @@ class Trainer:
                 self.model = distributed.convert_sync_batchnorm(self.model, self.device)
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        # self.model stays the bare module (its state dict is the bundle's); training runs through DDP.
-        trained: nn.Module = distributed.wrap(self.model, self.world, self.device) if self.world.distributed \
-            else self.model
-        self.forward_model: nn.Module = torch.compile(trained) if compile else trained
-        # Evaluation bypasses DDP: its forward would run collectives, and shards may differ in batch counts.
-        self.eval_model: nn.Module = self.model if self.world.distributed else self.forward_model
         self.loss_fn, self.optimizer, self.schedule = loss_fn, optimizer, schedule
         self.metric_names = list(metrics)
         self.callbacks = list(callbacks)
@@ -171,6 +166,13 @@ class Trainer:
         self.extra_state = dict(extra_state or {})
         self.mixed_precision = uses_bf16(mixed_precision, self.device)
         self.console = console
+        # self.model stays the bare module (its state dict is the bundle's); training runs through DDP.
+        trained: nn.Module = distributed.wrap(self.model, self.world, self.device) if self.world.distributed \
+            else self.model
+        # compile=True: Inductor (off by default: on the CPU it measured slower, see cnnlab.train.compiling).
+        self.forward_model: nn.Module = compile_model(trained, self.device, self.say) if compile else trained
+        # Evaluation bypasses DDP: its forward would run collectives, and shards may differ in batch counts.
+        self.eval_model: nn.Module = self.model if self.world.distributed else self.forward_model
         self.history: list[dict[str, float]] = []
         self.stop_training = False
         self.epoch = 0  # epochs finished
