@@ -49,6 +49,9 @@ from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
+# The model specs among the course examples (experiment files name data the fuzz does not have).
+EXAMPLE_SPECS = sorted(p for p in EXAMPLES.rglob("*.yaml") if "\nlayers:" in p.read_text(encoding="utf-8"))
+assert EXAMPLE_SPECS, "no model spec found under examples/: the fuzz would lose its mutated specs"
 EXAMPLE_COUNT = int(os.environ.get("FUZZ_EXAMPLES", "60"))
 COLLECT = os.environ.get("FUZZ_COLLECT", "") not in ("", "0")
 
@@ -90,7 +93,7 @@ def _pool_files() -> dict[str, bytes]:
     for label in ("a", "b"):
         for i in range(4):
             files[f"imgs/{label}/{i}.png"] = _png((rng.random((8, 8, 3)) * 255).astype(np.uint8))
-    for example in sorted(EXAMPLES.glob("*.yaml")):
+    for example in EXAMPLE_SPECS:
         files[f"spec-{example.name}"] = example.read_bytes()
     files["spec-tiny.yaml"] = yaml.safe_dump(
         {"input_shape": [8, 8, 3], "layers": [{"type": "Conv2D", "filters": 2, "kernel_size": 3, "activation": "relu"},
@@ -230,7 +233,7 @@ def command_lines(draw: st.DrawFn, commands: list[tuple[tuple[str, ...], typing.
 def _mutate_specs(draw: st.DrawFn, folder: Path) -> None:
     """Rewrite some pool specs / experiment files with one value changed, a key dropped or a layer doubled."""
     odd = st.sampled_from([0, -1, 10**12, 2**63, 1.5, "abc", None, [], [3, 3, 3], {"type": "relu", "alpha": 0.1}, True, "same", 1e400])
-    for name in ("spec-tiny.yaml", "exp.yaml", *(f"spec-{e.name}" for e in sorted(EXAMPLES.glob("*.yaml")))):
+    for name in ("spec-tiny.yaml", "exp.yaml", *(f"spec-{e.name}" for e in EXAMPLE_SPECS)):
         if not draw(st.integers(0, 2)) == 0:
             continue
         data = yaml.safe_load(POOL[name])

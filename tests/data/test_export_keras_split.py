@@ -61,3 +61,14 @@ def test_inspect_prints_kerass_found_lines(tmp_path: Path, kit, capsys):
     lines = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
     # per class int(0.2 * (10 + k)) = 2 for k < 5, 3 for k >= 5: 25 validation of 145
     assert lines[:2] == ["Found 120 images belonging to 10 classes.", "Found 25 images belonging to 10 classes."]
+
+
+@pytest.mark.parametrize("argv, where", [(["data", "export", "mnist", ""], "DIR"), (["data", "export", "", "out"], "NAME")])
+def test_export_refuses_an_empty_name_or_folder(argv, where, tmp_path, monkeypatch, capsys) -> None:
+    from cnnlab.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {where}: is empty") and "Fix:" in err[0]
+    assert list(tmp_path.iterdir()) == []

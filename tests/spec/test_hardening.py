@@ -162,7 +162,7 @@ def test_outputs_the_machine_cannot_hold(capsys: pytest.CaptureFixture[str], mon
 
 
 def test_summary_input_shape_applies_to_a_spec_file(capsys: pytest.CaptureFixture[str]) -> None:
-    spec = str(EXAMPLES / "mnist_3conv.yaml")
+    spec = str(EXAMPLES / "003-correlacion-y-keras" / "mnist_3conv.yaml")
     assert main(["summary", spec, "--json"]) == 0
     import json
 

@@ -31,6 +31,10 @@ def data_inspect_command(
 
     from cnnlab.data.inspect import inspect_dataset
 
+    from cnnlab.errors import CnnlabError
+
+    if out is not None and not out.strip():  # Path("") is the current folder: never write there unasked
+        raise CnnlabError("is empty", where="--out", fix="give a folder for samples.png, e.g. --out inspect-photos")
     options = augment_options(augment)
     if options is not None:
         from cnnlab.data.augment import Augment

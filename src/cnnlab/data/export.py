@@ -36,6 +36,10 @@ def export_dataset(name: str, out: str | Path, *, root: str | Path | None = None
 
     from cnnlab.data.sources import open_dataset
 
+    if not str(out).strip():  # Path("") is the current folder: never write there unasked
+        raise CnnlabError("is empty", where="DIR", fix="give the folder to write the tree into, e.g. mnist-png")
+    if not str(name).strip():
+        raise CnnlabError("is empty", where="NAME", fix="give a built-in set, e.g. `cnnlab data export mnist mnist-png`")
     out = Path(out)
     for split in splits:
         if (out / split).exists() and any((out / split).iterdir()):
