@@ -10,6 +10,20 @@ import numpy as np
 import torch
 from PIL import Image
 
+# The tiny CNN the app and CLI tests serve (16x16x3, three classes).
+CLASSES = ["circle", "square", "triangle"]
+SPEC = {
+    "name": "tiny_cnn",
+    "input_shape": [16, 16, 3],
+    "layers": [
+        {"type": "Conv2D", "filters": 8, "kernel_size": 3, "padding": "same", "activation": "relu"},
+        {"type": "MaxPooling2D", "pool_size": 2},
+        {"type": "Conv2D", "filters": 8, "kernel_size": 3, "padding": "same", "activation": "relu"},
+        {"type": "GlobalAveragePooling2D"},
+        {"type": "Dense", "units": 3, "activation": "softmax"},
+    ],
+}
+
 
 def randomise_norms(module: torch.nn.Module, seed: int = 0) -> None:
     """Give batch norms non-trivial statistics, so the export's folding of them is really checked."""

@@ -14,23 +14,11 @@ pytest.importorskip("fastapi")
 pytest.importorskip("onnxruntime")
 
 from fastapi.testclient import TestClient  # noqa: E402
-from serve_helpers import image_bytes, make_bundle, png_bytes  # noqa: E402
+from serve_helpers import CLASSES, SPEC, image_bytes, make_bundle, png_bytes  # noqa: E402
 
 from cnnlab.inference import load  # noqa: E402
 from cnnlab.serve.app import create_app  # noqa: E402
 
-CLASSES = ["circle", "square", "triangle"]
-SPEC = {
-    "name": "tiny_cnn",
-    "input_shape": [16, 16, 3],
-    "layers": [
-        {"type": "Conv2D", "filters": 8, "kernel_size": 3, "padding": "same", "activation": "relu"},
-        {"type": "MaxPooling2D", "pool_size": 2},
-        {"type": "Conv2D", "filters": 8, "kernel_size": 3, "padding": "same", "activation": "relu"},
-        {"type": "GlobalAveragePooling2D"},
-        {"type": "Dense", "units": 3, "activation": "softmax"},
-    ],
-}
 TOKEN = "s3cret-token"
 
 

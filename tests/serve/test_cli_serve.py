@@ -17,23 +17,11 @@ from PIL import Image
 pytest.importorskip("onnxruntime")
 pytest.importorskip("fastapi")
 
-from serve_helpers import make_bundle  # noqa: E402
+from serve_helpers import CLASSES, SPEC, make_bundle  # noqa: E402
 
 from cnnlab.cli import main  # noqa: E402
 
 SRC = Path(__file__).resolve().parents[2] / "src"
-CLASSES = ["circle", "square", "triangle"]
-SPEC = {
-    "name": "tiny_cnn",
-    "input_shape": [16, 16, 3],
-    "layers": [
-        {"type": "Conv2D", "filters": 8, "kernel_size": 3, "padding": "same", "activation": "relu"},
-        {"type": "MaxPooling2D", "pool_size": 2},
-        {"type": "Conv2D", "filters": 8, "kernel_size": 3, "padding": "same", "activation": "relu"},
-        {"type": "GlobalAveragePooling2D"},
-        {"type": "Dense", "units": 3, "activation": "softmax"},
-    ],
-}
 
 
 def drawing(path: Path, seed: int) -> Path:
