@@ -48,13 +48,14 @@ def timed_calls(fn, seconds: float, min_calls: int = 10) -> list[float]:
     return times
 
 
-def save_model_bundle(name: str, folder: Path) -> tuple[Path, tuple[int, int, int]]:
-    """A zoo model with fixed random weights saved as a bundle (softmax output)."""
+def save_model_bundle(name: str, folder: Path,
+                      shape: tuple[int, int, int] | None = None) -> tuple[Path, tuple[int, int, int]]:
+    """A zoo model with fixed random weights saved as a bundle (softmax output), at ``shape`` or its own size."""
     from cnnlab.models import create, info
     from cnnlab.inference.bundle import save_bundle
     from cnnlab.inference.head import find_output_head
 
-    shape = info(name).input_shape
+    shape = tuple(shape) if shape else info(name).input_shape
     torch.manual_seed(0)
     model = create(name, num_classes=10, input_shape=shape).eval()
     head = find_output_head(model, torch.rand(2, shape[2], shape[0], shape[1])).for_task("classification")
