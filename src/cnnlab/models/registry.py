@@ -23,7 +23,7 @@ import inspect
 import json
 import math
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,6 +57,24 @@ class TorchvisionMap:
 
 
 @dataclass(frozen=True)
+class Recipe:
+    """A zoo model's default training recipe (timm's ``pretrained_cfg``, a paper's training table).
+
+    ``settings``: experiment-file fields in the experiment file's own form
+    (``{"optimizer": {"name": "sgd", "lr": 0.05}, "schedule": {"name": "onecycle"},
+    "batch_size": 32, "data": {"standardize": True}, "model_options": {...}}``).
+    Training the model fills each of them the user left unset (no flag, not in the
+    experiment file); anything the user sets wins. ``summary``: the recipe in words,
+    for the ``picked:`` line; ``reason``: where it comes from / why (for `cnnlab models NAME`).
+    A test validates every registered recipe against the experiment schema.
+    """
+
+    settings: Mapping[str, Any]
+    summary: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
 class ModelInfo:
     """What `cnnlab models` shows, and what `create` needs, for one registered name."""
 
@@ -71,6 +89,7 @@ class ModelInfo:
     description: str
     builder: Callable[..., nn.Module] = field(repr=False)
     torchvision: TorchvisionMap | None = field(default=None, repr=False)
+    recipe: Recipe | None = field(default=None, repr=False)
 
     @property
     def options(self) -> dict[str, Any]:
@@ -98,13 +117,15 @@ def register(
     description: str,
     name: str | None = None,
     torchvision: TorchvisionMap | None = None,
+    recipe: Recipe | None = None,
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Record a builder under ``name`` (default: the function's name).
 
     ``params`` / ``trainable`` are the Keras-style counts of the default model
     (``num_classes`` classes at ``input_shape``, with its top); a test rebuilds
     every model on the meta device and checks them, so `cnnlab models` can list
-    them without building anything.
+    them without building anything. ``recipe``: the model's default training
+    settings (:class:`Recipe`), or None to train it with the generic defaults.
     """
 
     def decorate(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
@@ -123,6 +144,7 @@ def register(
             description=description,
             builder=builder,
             torchvision=torchvision,
+            recipe=recipe,
         )
         return builder
 

@@ -30,6 +30,7 @@ from cnnlab.errors import CnnlabError, shorten
 from cnnlab.files import atomic_write_text, check_output, existing, exists, is_file, path_kind
 from cnnlab.inference.head import OutputHead, find_output_head
 from cnnlab.train import config as cfg
+from cnnlab.train.recipe import apply_recipe
 
 SPLIT_FILE = "split.json"
 
@@ -283,6 +284,7 @@ def run_experiment(config_path: str | Path | None, overrides: Mapping[str, Any],
     say = say or (print if verbose else (lambda *_: None))
     split_record = None
     has_state = False
+    recipe = None
     if resume is not None:
         run_dir = existing(resume, "dir", what="run folder", where=f"--resume {resume}",
                            fix="give the --out folder of an earlier `cnnlab train` run")
@@ -299,7 +301,9 @@ def run_experiment(config_path: str | Path | None, overrides: Mapping[str, Any],
         if not has_state and verbose:
             say(f"notice: {run_dir} has no saved training state yet: training from the start")
     else:
-        exp = smoke(cfg.load_experiment(config_path, overrides, flags))
+        # The zoo model's own recipe fills what the user left unset (a resumed run re-uses its saved config).
+        exp, recipe = apply_recipe(cfg.load_experiment(config_path, overrides, flags))
+        exp = smoke(exp)
         run_dir = Path(exp.out) if exp.out else _fresh_run_dir(exp)
         check_output(run_dir, "dir", where=f"--out {run_dir}" if exp.out else str(run_dir))
         if path_kind(run_dir) == "dir" and any(run_dir.iterdir()):
@@ -313,7 +317,7 @@ def run_experiment(config_path: str | Path | None, overrides: Mapping[str, Any],
         augment = Augment.from_config(exp.augment)
     else:
         augment = None
-    picked: list[str] = []
+    picked: list[str] = [line] if recipe is not None and (line := recipe.line()) else []
     seed_everything(exp.seed)
     train_set, val_set, split_record = load_data(exp, split_record=split_record)
 
