@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from cnnlab.errors import CnnlabError
 from cnnlab.models import create
 from cnnlab.nn.lenet import LENET5_C3_TABLE, EuclideanRBF, PartialConv2d, ScaledTanh, Subsampling
 from cnnlab.nn.params import count_params
@@ -104,3 +105,29 @@ def test_dense_output_option_and_backbone() -> None:
     backbone = create("lenet5", include_top=False, pooling="avg")
     assert backbone(torch.randn(2, 1, 32, 32)).shape == (2, 120)
     assert backbone.num_features == 120
+
+
+def test_logit_scale_multiplies_the_rbf_logits_and_nothing_else() -> None:
+    paper = create("lenet5")
+    scaled = create("lenet5", logit_scale=0.05)
+    assert count_params(scaled) == count_params(paper)  # 60,000 trainable, 840 fixed centres
+    scaled.load_state_dict(paper.state_dict())  # the same tensors under the same names
+    x = torch.randn(4, 1, 32, 32)
+    torch.testing.assert_close(scaled(x), 0.05 * paper(x))
+    with pytest.raises(CnnlabError, match="logit_scale 0.5 scales the RBF output and output is 'dense'"):
+        create("lenet5", output="dense", logit_scale=0.5)
+
+
+def test_rbf_distances_stay_float32_under_bf16_autocast() -> None:
+    """Sums in the hundreds, differenced: bf16 would round them by about 1."""
+    torch.manual_seed(0)
+    model = create("lenet5").eval()
+    x = torch.randn(4, 1, 32, 32)
+    with torch.no_grad():
+        reference = model(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            features = model.head.f6_act(model.head.f6(model.head.flatten(model.features(x))))
+            out = model.head.output(features)
+    assert features.dtype == torch.bfloat16 and out.dtype == torch.float32
+    torch.testing.assert_close(out, model.head.output(features.float()))  # exactly the fp32 distances
+    assert (out - reference).abs().max() < 2.0  # only F6's own bf16 rounding remains

@@ -98,6 +98,7 @@ def models_command(
             "reference": e.reference,
             "options": e.options,
             "torchvision_weights": e.torchvision is not None,
+            "recipe": dict(e.recipe.settings) if e.recipe is not None else None,
         }
         for e in entries
     ]
@@ -119,6 +120,8 @@ def models_command(
         options = ", ".join(f"{k}={v!r}" for k, v in row["options"].items()) or "none"
         console.print(f"options: {options}", markup=False)
         console.print(f"torchvision weights: {'yes' if row['torchvision_weights'] else 'no'}", markup=False)
+        recipe = entries[0].recipe
+        console.print(f"training recipe: {recipe.summary if recipe else 'none (the generic defaults)'}", markup=False)
         return
     table = Table(title=f"cnnlab zoo: {len(rows)} models (counts as Keras: BN moving statistics non-trainable)")
     table.add_column("name", no_wrap=True)

@@ -38,7 +38,7 @@ class Applied:
     summary: str
     filled: dict[str, Any] = field(default_factory=dict)
     left_out: dict[str, str] = field(default_factory=dict)  # section -> why
-    complete: bool = False  # every field of the recipe was filled
+    complete: bool = False  # every setting of the recipe is in effect (filled, or set by the user to the same value)
 
     def line(self) -> str | None:
         """The ``picked:`` line (None when the user set everything the recipe has)."""
@@ -47,7 +47,7 @@ class Applied:
         if self.complete:
             return f"{self.model}'s recipe (the zoo's default for it): {self.summary}"
         shown = ", ".join(f"{key} {_show(value)}" for key, value in self.filled.items())
-        text = f"part of {self.model}'s recipe (the zoo's default for it) where you left settings unset: {shown}"
+        text = f"{self.model}'s recipe (the zoo's default for it) where you left settings unset: {shown}"
         if self.left_out:
             text += "; left out: " + "; ".join(f"{section} ({why})" for section, why in self.left_out.items())
         return text
@@ -83,10 +83,8 @@ def apply_recipe(exp: cfg.Experiment) -> tuple[cfg.Experiment, Applied | None]:
         return exp, None
     applied = Applied(str(exp.model), recipe.summary)
     raw = exp.model_dump(mode="python", exclude_unset=True)
-    total = 0
     for key, value in recipe.settings.items():
         if key == "model_options":
-            total += len(value)
             given = exp.model_options
             clash = sorted(k for k in value if k in given and given[k] != value[k])
             if clash:
@@ -99,7 +97,6 @@ def apply_recipe(exp: cfg.Experiment) -> tuple[cfg.Experiment, Applied | None]:
                     applied.filled[f"model_options.{name}"] = option
             raw["model_options"] = options
         elif isinstance(value, dict):
-            total += len(value)
             section = getattr(exp, key)
             user_set = section.model_fields_set if key in exp.model_fields_set else set()
             choice = CHOICE.get(key)
@@ -112,12 +109,31 @@ def apply_recipe(exp: cfg.Experiment) -> tuple[cfg.Experiment, Applied | None]:
                     merged[name] = setting
                     applied.filled[f"{key}.{name}"] = setting
             raw[key] = merged
+        elif key not in exp.model_fields_set:
+            raw[key] = value
+            applied.filled[key] = value
+    if applied.filled:
+        exp = cfg.validate(raw, source=f"{exp.model}'s training recipe")
+    applied.complete = not applied.left_out and all(
+        _value(exp, key) == setting for key, setting in _dotted(recipe.settings).items())
+    return exp, applied
+
+
+def _dotted(settings: Any, prefix: str = "") -> dict[str, Any]:
+    """{'optimizer': {'lr': 0.05}} -> {'optimizer.lr': 0.05} (model options and sections one level deep)."""
+    out: dict[str, Any] = {}
+    for key, value in settings.items():
+        if isinstance(value, dict) and not prefix:
+            out.update(_dotted(value, f"{key}."))
         else:
-            total += 1
-            if key not in exp.model_fields_set:
-                raw[key] = value
-                applied.filled[key] = value
-    applied.complete = len(applied.filled) == total
-    if not applied.filled:
-        return exp, applied
-    return cfg.validate(raw, source=f"{exp.model}'s training recipe"), applied
+            out[prefix + key] = value
+    return out
+
+
+def _value(exp: cfg.Experiment, dotted: str) -> Any:
+    section, _, name = dotted.partition(".")
+    if not name:
+        return getattr(exp, section)
+    if section == "model_options":
+        return exp.model_options.get(name)
+    return getattr(getattr(exp, section), name)
