@@ -3,8 +3,11 @@
 Validated with pydantic (unknown fields refused), with errors that name the
 file, the line (from PyYAML's node marks), the field, what was wrong and the
 fix. Command-line flags are merged into the raw document *before* validation,
-so a bad flag is reported like a bad field. The resolved config (every default
-filled in) is saved in the run as ``config.yaml``.
+so a bad flag is reported like a bad field. A field is *unset* when neither the
+file nor a flag names it (pydantic's ``model_fields_set``), even where its value
+equals the default: a zoo model's training recipe (:mod:`cnnlab.train.recipe`)
+fills only unset fields. The resolved config (every default filled in) is saved
+in the run as ``config.yaml``, which a resumed run re-uses as it is.
 
 Example::
 
