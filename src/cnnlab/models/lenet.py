@@ -18,6 +18,10 @@ output  one Euclidean RBF unit per class, fixed centres    10          (840 froz
 Every layer up to F6 is followed by the scaled tanh 1.7159 tanh(2a/3).
 Trainable total: 60,000. Inputs smaller than 32x32 (MNIST's 28x28) are zero-padded
 to 32x32 around the centre, as the paper placed its digits in a 32x32 field.
+
+Training: the zoo's recipe for it (``LENET5_RECIPE``, what `cnnlab train DATA --model lenet5`
+fills in where the user leaves settings unset) keeps these layers and counts and scales
+the RBF logits by 0.05 (``logit_scale``, a softmax temperature that changes no prediction).
 """
 
 from __future__ import annotations

@@ -14,7 +14,8 @@ from a value equal to the default) and leaves everything the user set alone:
 - ``model_options`` likewise: a user option that differs from the recipe's
   (``output: dense`` against the recipe's ``rbf``) leaves the recipe's options out.
 
-A resumed run never comes here: it re-uses its saved ``config.yaml``, where the
+A recipe is for training the model from scratch: a run with ``transfer.pretrained``
+takes none. A resumed run never comes here: it re-uses its saved ``config.yaml``, where the
 recipe's values were written when it started.
 """
 
