@@ -124,3 +124,14 @@ def test_training_prints_the_recipe_and_resume_keeps_the_runs_own_settings(tmp_p
     assert (run / cfg.CONFIG_FILE).read_text() == saved
     assert create("lenet5").config == {"name": "lenet5", "num_classes": 10, "input_shape": [32, 32, 1],
                                        "include_top": True}  # the zoo model itself: the paper's, unscaled
+
+
+def test_cnnlab_models_shows_the_recipe(capsys) -> None:
+    import json
+
+    assert main(["models", "lenet5", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["recipe"] == LENET5_RECIPE.settings
+    assert main(["models", "resnet20", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["recipe"] is None
+    assert main(["models", "resnet20"]) == 0
+    assert "training recipe: none (the generic defaults)" in capsys.readouterr().out
