@@ -165,6 +165,8 @@ def main() -> None:
     parser.add_argument("--variants", default="scratch,fine_tuned,frozen",
                         help="comma-separated subset of scratch, fine_tuned, frozen (scratch needs no pretraining)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--keep-fine-tuned", default=None,
+                        help="save the fine-tuned cats-vs-dogs net as a bundle here (for `cnnlab explain`)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -233,7 +235,9 @@ def main() -> None:
             result = train(model, small, test, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
                            seed=args.seed, bf16=bf16, architecture=architecture or {"kind": "spec", "spec": getattr(model, "spec", None)}
                            if args.backbone == "cnn" else None, **settings)
-            result.pop("trainer")
+            trainer = result.pop("trainer")
+            if name == "fine_tuned" and args.keep_fine_tuned:
+                trainer.save_bundle(Path(args.keep_fine_tuned))
             results[name] = result
             emit({"step": "cats_vs_dogs", "variant": name, **settings, **result})
     accuracy = {name: result["test_accuracy"] for name, result in results.items()}

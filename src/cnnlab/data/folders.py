@@ -82,14 +82,28 @@ def available_splits(folder: Path) -> list[str]:
     return sorted(roots) if "train" in roots else ["train"]
 
 
+def keras_order(name: str) -> tuple[str, str]:
+    """Sort key of a relative path ``class/sub/file`` in Keras's order: its folder, then its name.
+
+    Keras's ``flow_from_directory`` lists a class as ``sorted(os.walk(...))`` by folder,
+    then the sorted names in each: a class folder's own files come before its
+    subfolders' (``c/z.png`` before ``c/sub/a.png``), and ``c/sub-2`` before
+    ``c/sub/deeper`` ('-' sorts before '/'). Neither a depth-first walk nor sorting
+    whole paths gives that order.
+    """
+    folder, _, file = name.replace(os.sep, "/").rpartition("/")
+    return folder, file
+
+
 def walk_images(folder: Path) -> list[str]:
-    """Image files under ``folder``, recursively, sorted, as path strings (pathlib is too
-    slow for 100,000 files on every cached open)."""
+    """Image files under ``folder``, recursively, as path strings (pathlib is too slow for
+    100,000 files on every cached open), in Keras's order (:func:`keras_order`)."""
     found = []
     for top, dirs, names in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not is_ignored(d))
-        found.extend(os.path.join(top, n) for n in sorted(names) if is_image_name(n))
-    return found
+        dirs[:] = [d for d in dirs if not is_ignored(d)]
+        found.append((top, sorted(n for n in names if is_image_name(n))))
+    found.sort(key=lambda entry: entry[0])  # the folders' whole paths, as Keras sorts os.walk's roots
+    return [os.path.join(top, n) for top, names in found for n in names]
 
 
 def load_folder(
