@@ -54,5 +54,6 @@ def test_width_shapes_and_config() -> None:
 @pytest.mark.parametrize("bad", [0, -3])
 def test_width_below_one_is_refused(bad: int) -> None:
     # 0 passes the registry's check of whole numbers (0..MAX_SIZE) and is refused by the family; -3 by the registry.
-    with pytest.raises(CnnlabError, match=rf"^resnet56: option 'width': must be a whole number .*, got {bad} Fix: pass e\.g\. width=16"):
+    expected = rf"^resnet56: option 'width': must be a whole number .*, got {bad} Fix: pass e\.g\. width=16"
+    with pytest.raises(CnnlabError, match=expected):
         create("resnet56", width=bad)

@@ -78,7 +78,8 @@ def _cifar_resnet(
     """
     check_top_options(include_top, pooling)
     if isinstance(width, bool) or not isinstance(width, int) or width < 1:
-        raise CnnlabError(f"must be a whole number of filters >= 1, got {width!r}", where=f"{'resnet' if residual else 'plain'}{depth}: option 'width'",
+        name = f"{'resnet' if residual else 'plain'}{depth}"
+        raise CnnlabError(f"must be a whole number of filters >= 1, got {width!r}", where=f"{name}: option 'width'",
                           fix="pass e.g. width=16 (He et al.'s nets) or width=8 (a narrower twin), or leave it out")
     blocks = (depth - 2) // 6
     stages: OrderedDict[str, nn.Module] = OrderedDict(
