@@ -50,6 +50,9 @@ PRINTED = {
                                  "equal: True"],
     "activaciones.py": ["ReLU: f(-2) = 0.00, f(2) = 2.00", "leaky ReLU (0.1): f(-2) = -0.20", "PReLU (a = 0.25): f(-2) = -0.50",
                         "|x| (absolute): f(-2) = 2.00", "wrote ejemplo-004/activaciones.png"],
+    "degradacion.py": ["wrote 50 train images (5 per class)", "wrote 20 test images (2 per class)",
+                       "wrote 4 rows to degradacion/degradacion.csv", "wrote degradacion/degradacion.png",
+                       "model       train error  test error"],
     "tamanos_y_parametros.py": ["(6 - 3)/1 + 1 = 4", "(227 - 11)/4 + 1 = 55", "(55 - 3)/2 + 1 = 27", "LeNet-5 C1: 156",
                                 "LeNet-5 C3: 1,516", "LeNet-5 C5: 48,120", "LeNet-5 F6: 10,164", "dense C1 would need: 4,821,600",
                                 "VGG16 parameters: 138,357,544", "27 vs 49", "18 vs 25"],
@@ -73,6 +76,16 @@ def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
         for prefix in ("train", "t10k"):
             write_idx(root / name / f"{prefix}-images-idx3-ubyte.gz", images)
             write_idx(root / name / f"{prefix}-labels-idx1-ubyte.gz", labels)
+    # A CIFAR-10-shaped class-per-folder tree (where cifar10-jpeg.tar.gz would be): 6 / 3 noise images a class.
+    from PIL import Image
+
+    noise = np.random.default_rng(1)
+    for split, per_class in (("train", 6), ("test", 3)):
+        for label in range(10):
+            folder = root / "cifar10-jpeg" / split / f"class{label}"
+            folder.mkdir(parents=True)
+            for i in range(per_class):
+                Image.fromarray(noise.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(folder / f"{i:04d}.png")
     return root
 
 
@@ -91,6 +104,12 @@ def test_every_script_prints_its_figures(data_root: Path, monkeypatch, tmp_path,
         for expected in PRINTED[path.name]:
             assert expected in out, f"{path.name}: {expected!r} not in\n{out}"
         assert path.read_text().startswith("# %% [markdown]")  # jupytext's percent format
+    # The degradation experiment's CSV: one row per net and epoch (one smoke epoch), errors in [0, 1].
+    rows = (tmp_path / "degradacion" / "degradacion.csv").read_text().splitlines()
+    assert rows[0] == "model,epoch,train_error,test_error"
+    assert [row.split(",")[:2] for row in rows[1:]] == [[m, "1"] for m in ("plain20", "plain56", "resnet20", "resnet56")]
+    assert all(0.0 <= float(v) <= 1.0 for row in rows[1:] for v in row.split(",")[2:])
+    assert (tmp_path / "degradacion" / "degradacion.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_every_spec_has_its_parameter_count(capsys):
