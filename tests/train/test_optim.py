@@ -100,3 +100,23 @@ def test_onecycle_peaks_at_lr_and_plateau_cuts_on_stall():
     assert got == pytest.approx([1, 1, 1, 0.5, 0.5])
     with pytest.raises(CnnlabError, match="schedule.monitor"):
         plateau.after_epoch({"loss": 1.0})
+
+
+def test_inverse_time_is_keras_legacy_sgd_decay_per_step_and_resumes():
+    """Keras's ``SGD(lr=0.002, decay=0.0002)`` (BoNet's recipe): lr / (1 + decay * iterations)."""
+    opt = _opt(0.002)
+    schedule = make_schedule("inverse_time", opt, epochs=2, steps_per_epoch=3, decay=0.0002)
+    assert schedule.interval == "step"
+    seen = []
+    for _ in range(5):
+        seen.append(opt.param_groups[0]["lr"])
+        schedule.after_step()
+    assert seen == pytest.approx([0.002 / (1 + 0.0002 * t) for t in range(5)], rel=1e-12)
+    state = schedule.state_dict()
+    opt2 = _opt(0.002)
+    again = make_schedule("inverse_time", opt2, epochs=2, steps_per_epoch=3, decay=0.0002)
+    opt2.load_state_dict(opt.state_dict())
+    again.load_state_dict(state)
+    again.after_step()
+    schedule.after_step()
+    assert opt2.param_groups[0]["lr"] == opt.param_groups[0]["lr"] == pytest.approx(0.002 / (1 + 0.0002 * 6))

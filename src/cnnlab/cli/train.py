@@ -58,7 +58,7 @@ def train_command(
     lr: Annotated[Optional[str], typer.Option("--lr", help="Learning rate, or 'find' (the range test's suggestion).")] = None,
     momentum: Annotated[Optional[float], typer.Option(help="SGD / RMSprop momentum.")] = None,
     weight_decay: Annotated[Optional[float], typer.Option("--weight-decay", help="L2 weight decay.")] = None,
-    schedule: Annotated[Optional[str], typer.Option(help="constant, step, exponential, cosine, onecycle, plateau.")] = None,
+    schedule: Annotated[Optional[str], typer.Option(help="constant, step, exponential, cosine, onecycle, plateau, inverse_time.")] = None,
     loss: Annotated[Optional[str], typer.Option(help="Loss name (default: from the task).")] = None,
     label_smoothing: Annotated[Optional[float], typer.Option("--label-smoothing")] = None,
     val_split: Annotated[Optional[float], typer.Option("--val-split", help="Validation fraction (0 = none).")] = None,

@@ -612,7 +612,7 @@ def _make_trainer(exp, module, head, train, val, train_set, loss_name, metrics, 
     s = exp.schedule
     schedule = make_schedule(s.name, optimizer, epochs=exp.epochs, steps_per_epoch=len(train), step_size=s.step_size,
                              gamma=s.gamma, eta_min=s.eta_min, pct_start=s.pct_start, factor=s.factor,
-                             patience=s.patience, monitor=s.monitor, interval=s.interval)
+                             patience=s.patience, monitor=s.monitor, interval=s.interval, decay=s.decay)
     c = exp.callbacks
     callbacks: list[Any] = []
     if c.csv_logger:

@@ -75,7 +75,7 @@ class OptimizerConfig(Strict):
 
 
 class ScheduleConfig(Strict):
-    name: Literal["constant", "step", "exponential", "cosine", "onecycle", "plateau"] = "constant"
+    name: Literal["constant", "step", "exponential", "cosine", "onecycle", "plateau", "inverse_time"] = "constant"
     interval: Literal["step", "epoch"] | None = None
     step_size: int = Field(10, ge=1)
     gamma: float = Field(0.1, gt=0.0)
@@ -84,6 +84,7 @@ class ScheduleConfig(Strict):
     factor: float = Field(0.1, gt=0.0, lt=1.0)
     patience: int = Field(5, ge=0)
     monitor: str = "val_loss"
+    decay: float = Field(0.0, ge=0.0, description="inverse_time: Keras's legacy SGD decay, lr / (1 + decay * step)")
 
 
 class LossConfig(Strict):

@@ -14,6 +14,7 @@ exponential epoch   lr * gamma ** t
 cosine     step     eta_min + (lr - eta_min) * (1 + cos(pi * t / T)) / 2
 onecycle   step     torch's OneCycleLR with max_lr = lr over all T steps
 plateau    epoch    lr * factor when ``monitor`` stalls ``patience`` epochs
+inverse_time step   lr / (1 + decay * t): Keras's legacy ``SGD(decay=...)``
 ========== ======== ==========================================================
 """
 
@@ -28,7 +29,7 @@ from torch import nn
 from cnnlab.errors import CnnlabError
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
-SCHEDULES = ("constant", "step", "exponential", "cosine", "onecycle", "plateau")
+SCHEDULES = ("constant", "step", "exponential", "cosine", "onecycle", "plateau", "inverse_time")
 
 
 def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:
@@ -121,6 +122,7 @@ def make_schedule(
     patience: int = 5,
     monitor: str = "val_loss",
     interval: str | None = None,
+    decay: float = 0.0,
 ) -> Schedule:
     """Build the schedule ``name`` (see the table in the module doc)."""
     key = name.lower()
@@ -141,6 +143,8 @@ def make_schedule(
         return Schedule(key, sched.ReduceLROnPlateau(optimizer, mode=mode, factor=factor, patience=patience),
                         "epoch", monitor)
     per = interval or "step"
+    if key == "inverse_time":  # a closure over a float: LambdaLR's state_dict stays plain numbers
+        return Schedule(key, sched.LambdaLR(optimizer, lambda t, d=float(decay): 1.0 / (1.0 + d * t)), per)
     total = max(1, epochs * steps_per_epoch if per == "step" else epochs)
     if key == "cosine":
         return Schedule(key, sched.CosineAnnealingLR(optimizer, T_max=total, eta_min=eta_min), per)
