@@ -59,10 +59,11 @@ PRINTED = {
 }
 # Specs: their exact parameter counts.
 PARAMS = {"inception_ingenuo.yaml": "387,296", "inception_reducido.yaml": "163,696", "p3_sin_maxpool.yaml": "83,466", "p4_cabezal_conv.yaml": "184,586", "p5_cabezal_regresor.yaml": "183,425",
-          "mnist_3conv.yaml": "93,962", "fashion_mnist_practice.yaml": "62,346", "cats_vs_dogs.yaml": "813,217"}
+          "mnist_3conv.yaml": "93,962", "fashion_mnist_practice.yaml": "62,346", "cats_vs_dogs.yaml": "813,217",
+          "cifar_cabezal_denso.yaml": "621,034", "cifar_cabezal_conv.yaml": "621,034"}
 # Experiments whose data is a path the user makes first (relative to the data root).
 DATA_ARG = {"p5_train.yaml": "mnist-rotado/train.csv", "bonet_rotado.yaml": "mnist-rotado/train.csv",
-            "flow_from_directory.yaml": "mnist-carpetas/train"}
+            "flow_from_directory.yaml": "mnist-carpetas/train", "cifar_train.yaml": "cifar10-jpeg"}
 
 
 @pytest.fixture(scope="module")
