@@ -50,7 +50,7 @@ def _freeze_option(value: str | None):
 def train_command(
     ctx: typer.Context,
     data: Annotated[Optional[str], typer.Argument(help="Built-in set (shapes, mnist, ...), image folder or CSV.")] = None,
-    model: Annotated[Optional[str], typer.Option("--model", help="Zoo name or spec file; default: picked for the data.")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", help="Zoo name or spec file; default: picked for the data. A zoo model may bring its own recipe for unset settings (cnnlab models NAME).")] = None,
     data_root: Annotated[Optional[str], typer.Option("--data", help="Data root (default $CNNLAB_DATA or ~/.cache/cnnlab).")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Epochs to train.")] = None,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Images per step.")] = None,
