@@ -118,6 +118,24 @@ def test_tar_of_a_class_tree_is_read_in_place(tmp_path: Path, kit, monkeypatch):
     assert again.files == from_tar.files and again.targets.tolist() == [0, 0, 1, 1, 1]
 
 
+def test_a_tar_offers_its_split_folders_as_a_folder_does(tmp_path: Path, kit):
+    """`cnnlab evaluate RUN set.tar.gz` scores the test split when the archive has one (it took train)."""
+    kit.make_class_folder(tmp_path / "set" / "train", {"a": 2, "b": 1})
+    kit.make_class_folder(tmp_path / "set" / "Test", {"a": 1, "b": 1})
+    (tmp_path / "set" / "notes").mkdir()
+    (tmp_path / "set" / "notes" / "readme.txt").write_text("not a split")
+    archive = tmp_path / "set.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(tmp_path / "set", arcname="set")
+    assert available_splits(str(archive)) == available_splits(str(tmp_path / "set")) == ["test", "train"]
+    flat = tmp_path / "flat.tar"
+    with tarfile.open(flat, "w") as tar:
+        tar.add(tmp_path / "set" / "train", arcname="train-only/x")
+    assert available_splits(str(flat)) == ["train"]
+    (tmp_path / "broken.tar.gz").write_bytes(b"not an archive")
+    assert available_splits(str(tmp_path / "broken.tar.gz")) == ["train"]  # loading it says what is wrong
+
+
 def test_csv_classification_and_regression(tmp_path: Path, kit):
     kit.make_class_folder(tmp_path / "img", {"x": 3})
     (tmp_path / "labels.csv").write_text("path,target\nimg/x/000.png,cat\nimg/x/001.png,dog\nimg/x/002.png,cat\n"

@@ -82,6 +82,27 @@ def available_splits(folder: Path) -> list[str]:
     return sorted(roots) if "train" in roots else ["train"]
 
 
+def tar_splits(archive: Path) -> list[str]:
+    """Splits a tar archive of a class-per-folder tree offers (``[top/]<split>/<class>/<image>``
+    members), as :func:`available_splits` does for a folder; ``["train"]`` when it has no split
+    folders or cannot be read (loading it then says why)."""
+    found: set[str] = set()
+    try:
+        with tarfile.open(archive, "r:*") as tar:
+            for member in tar:  # headers only: nothing is extracted
+                parts = PurePosixPath(member.name).parts
+                if not member.isfile() or not is_image_name(parts[-1]):
+                    continue
+                for depth in range(len(parts) - 2):
+                    split = next((s for s, names in SPLIT_NAMES.items() if parts[depth].lower() in names), None)
+                    if split is not None:
+                        found.add(split)
+                        break
+    except (tarfile.TarError, OSError, EOFError):
+        return ["train"]
+    return sorted(found) if "train" in found else ["train"]
+
+
 def keras_order(name: str) -> tuple[str, str]:
     """Sort key of a relative path ``class/sub/file`` in Keras's order: its folder, then its name.
 

@@ -11,7 +11,7 @@ from cnnlab.data.cifar import LAYOUT as CIFAR_LAYOUT
 from cnnlab.data.cifar import find_cifar, read_cifar
 from cnnlab.data.csvset import load_csv
 from cnnlab.data.folders import available_splits as folder_splits
-from cnnlab.data.folders import load_folder, load_tar
+from cnnlab.data.folders import load_folder, load_tar, tar_splits
 from cnnlab.data.idx import read_idx
 from cnnlab.data.imageset import ImageSet
 from cnnlab.data.roots import cache_dir, data_root
@@ -102,8 +102,11 @@ def available_splits(source: str, root: str | Path | None = None) -> list[str]:
     if source.lower() in BUILTIN:
         return ["test", "train"]
     path = Path(source).expanduser()
-    if path_kind(path, where=source) == "dir":
+    kind = path_kind(path, where=source)
+    if kind == "dir":
         return folder_splits(path)
+    if kind == "file" and path.name.lower().endswith((".tar", ".tar.gz", ".tgz")):
+        return tar_splits(path)
     return ["train"]
 
 
