@@ -21,17 +21,6 @@ from cnnlab.cli import main
 LONG = "x" * 300  # longer than a file name may be (255 bytes)
 
 
-def refused(capsys: pytest.CaptureFixture[str], *argv: object) -> str:
-    """Run the CLI, expect exit 2 and exactly one `error: ... Fix: ...` line on stderr; return it."""
-    code = main([str(a) for a in argv])
-    err = capsys.readouterr().err
-    lines = err.strip().splitlines()
-    assert code == 2, err
-    assert len(lines) == 1, err
-    assert lines[0].startswith("error: ") and " Fix: " in lines[0], lines[0]
-    assert "Traceback" not in err and "Error(" not in err
-    return lines[0]
-
 
 def make_folder(root: Path, classes=("a", "b"), per_class: int = 4, size: int = 8, suffix: str = ".png") -> Path:
     rng = np.random.default_rng(0)
@@ -58,52 +47,52 @@ def trained(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[Path, P
 # ----------------------------------------------------------------- numbers and options
 
 
-def test_a_seed_beyond_2_to_the_32_names_the_flag_and_writes_nothing(tmp_path, capsys):
-    line = refused(capsys, "train", "shapes", "--seed", 2**32, "--out", tmp_path / "run")
+def test_a_seed_beyond_2_to_the_32_names_the_flag_and_writes_nothing(tmp_path, refused):
+    line = refused("train", "shapes", "--seed", 2**32, "--out", tmp_path / "run")
     assert line.startswith("error: --seed (seed): input should be less than 4294967296 (got 4294967296)")
     assert not (tmp_path / "run").exists()
-    line = refused(capsys, "data", "inspect", "shapes", "--seed", -1)
+    line = refused("data", "inspect", "shapes", "--seed", -1)
     assert line.startswith("error: --seed:")
 
 
 @pytest.mark.parametrize("device", ["", "gpu", "cuda:x", "tpu"])
-def test_an_unknown_device_lists_the_valid_ones(device, tmp_path, capsys):
-    line = refused(capsys, "train", "shapes", "--device", device, "--out", tmp_path / "run")
+def test_an_unknown_device_lists_the_valid_ones(device, tmp_path, refused):
+    line = refused("train", "shapes", "--device", device, "--out", tmp_path / "run")
     assert line.startswith("error: --device: unknown device") and "auto, cpu, cuda, cuda:N" in line
     assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this torch has a GPU")
-def test_cuda_on_a_cpu_only_torch_is_one_line(tmp_path, capsys):
-    line = refused(capsys, "train", "shapes", "--device", "cuda", "--out", tmp_path / "run")
+def test_cuda_on_a_cpu_only_torch_is_one_line(tmp_path, refused):
+    line = refused("train", "shapes", "--device", "cuda", "--out", tmp_path / "run")
     assert line.startswith("error: --device: CUDA is not available") and "--device cpu" in line
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_a_gpu_index_beyond_the_machines_gpus_is_refused(tmp_path, capsys):
-    line = refused(capsys, "train", "shapes", "--device", f"cuda:{torch.cuda.device_count()}", "--out", tmp_path / "r")
+def test_a_gpu_index_beyond_the_machines_gpus_is_refused(tmp_path, refused):
+    line = refused("train", "shapes", "--device", f"cuda:{torch.cuda.device_count()}", "--out", tmp_path / "r")
     assert line.startswith("error: --device: there is no GPU")
 
 
-def test_augment_cval_that_is_not_a_number(tmp_path, capsys):
-    line = refused(capsys, "train", "shapes", "--augment", "cval=abc", "--out", tmp_path / "run")
+def test_augment_cval_that_is_not_a_number(tmp_path, refused):
+    line = refused("train", "shapes", "--augment", "cval=abc", "--out", tmp_path / "run")
     assert line.startswith("error: cval: must be a number from 0 to 255") and "'abc'" in line
-    line = refused(capsys, "data", "inspect", "shapes", "--augment", "horizontal_flip=maybe")
+    line = refused("data", "inspect", "shapes", "--augment", "horizontal_flip=maybe")
     assert line.startswith("error: horizontal_flip: must be true or false")
-    line = refused(capsys, "data", "inspect", "shapes", "--augment", "zoom_range=[0.8,")
+    line = refused("data", "inspect", "shapes", "--augment", "zoom_range=[0.8,")
     assert line.startswith("error: --augment: cannot read the value of 'zoom_range'")
-    line = refused(capsys, "data", "inspect", "shapes", "--augment", "crop_padding=100000000")
+    line = refused("data", "inspect", "shapes", "--augment", "crop_padding=100000000")
     assert line.startswith("error: crop_padding: must be a whole number of pixels from 0 to 256")
 
 
-def test_a_usage_error_is_one_line_too(capsys):
-    line = refused(capsys, "train", "shapes", "--epochs", "abc")
+def test_a_usage_error_is_one_line_too(refused):
+    line = refused("train", "shapes", "--epochs", "abc")
     assert "'--epochs'" in line and "cnnlab train --help" in line
 
 
-def test_a_regression_loss_on_a_classification_set_leaves_no_run_folder(tmp_path, capsys):
+def test_a_regression_loss_on_a_classification_set_leaves_no_run_folder(tmp_path, refused):
     data = make_folder(tmp_path / "imgs")
-    line = refused(capsys, "train", data, "--loss", "mse", "--out", tmp_path / "run")
+    line = refused("train", data, "--loss", "mse", "--out", tmp_path / "run")
     assert line.startswith("error: loss: mse is a regression loss and the data is a classification")
     assert not (tmp_path / "run").exists()
 
@@ -111,30 +100,30 @@ def test_a_regression_loss_on_a_classification_set_leaves_no_run_folder(tmp_path
 # ------------------------------------------------------------------- files and paths
 
 
-def test_a_config_that_is_not_utf8(tmp_path, capsys):
+def test_a_config_that_is_not_utf8(tmp_path, refused):
     config = tmp_path / "exp.yaml"
     config.write_bytes(b"data: shapes\nepochs: \xff\xfe\n")
-    line = refused(capsys, "train", "--config", config)
+    line = refused("train", "--config", config)
     assert line.startswith(f"error: {config}: is not UTF-8 text (byte 21 is b'\\xff')")
 
 
-def test_a_config_nested_deep_enough_to_recurse(tmp_path, capsys):
+def test_a_config_nested_deep_enough_to_recurse(tmp_path, refused):
     config = tmp_path / "exp.yaml"
     config.write_text("data: shapes\nmodel_options: " + "[" * 2000 + "]" * 2000 + "\n")
-    assert refused(capsys, "train", "--config", config).startswith(f"error: {config}: is nested too deeply to read")
+    assert refused("train", "--config", config).startswith(f"error: {config}: is nested too deeply to read")
 
 
-def test_a_json_config_that_is_not_json(tmp_path, capsys):
+def test_a_json_config_that_is_not_json(tmp_path, refused):
     config = tmp_path / "exp.json"
     config.write_text('{"data": {"source": "shapes"},\n "epochs": 1,}\n')
-    line = refused(capsys, "train", "--config", config)
+    line = refused("train", "--config", config)
     assert line.startswith(f"error: {config}:2: is not valid JSON")
 
 
-def test_a_csv_with_a_200kb_field(tmp_path, capsys):
+def test_a_csv_with_a_200kb_field(tmp_path, refused):
     table = tmp_path / "set.csv"
     table.write_text("path,target\nimg.png," + "9" * 200_000 + "\n")
-    line = refused(capsys, "data", "inspect", table)
+    line = refused("data", "inspect", table)
     assert line.startswith(f"error: {table}: line 2 ")
     assert len(line) < 1000
 
@@ -152,31 +141,31 @@ def _bundle(folder: Path, meta_changes: dict) -> Path:
     return folder
 
 
-def test_a_bundle_without_preprocessing_or_not_a_mapping(tmp_path, capsys):
+def test_a_bundle_without_preprocessing_or_not_a_mapping(tmp_path, refused):
     data = make_folder(tmp_path / "imgs")
     bundle = _bundle(tmp_path / "b1", {"preprocessing": None})
-    line = refused(capsys, "evaluate", bundle, data)
+    line = refused("evaluate", bundle, data)
     assert line.startswith(f"error: {bundle / 'model.json'}: model.json has no 'preprocessing'")
-    line = refused(capsys, "predict", bundle, data / "a" / "0.png")
+    line = refused("predict", bundle, data / "a" / "0.png")
     assert "has no 'preprocessing'" in line
     bundle = _bundle(tmp_path / "b2", {"preprocessing": "rescale"})
-    line = refused(capsys, "evaluate", bundle, data)
+    line = refused("evaluate", bundle, data)
     assert line.startswith(f"error: {bundle / 'model.json'}: field 'preprocessing': must be a mapping")
     (bundle / "model.json").write_text("[1, 2]")
-    line = refused(capsys, "predict", bundle, data / "a" / "0.png")
+    line = refused("predict", bundle, data / "a" / "0.png")
     assert line.startswith(f"error: {bundle / 'model.json'}: model.json is not a cnnlab bundle description")
     assert main(["predict", str(_bundle(tmp_path / "b3", {})), str(data / "a" / "0.png")]) == 0
 
 
-def test_a_file_that_is_not_an_image_given_to_predict(tmp_path, capsys):
+def test_a_file_that_is_not_an_image_given_to_predict(tmp_path, refused):
     bundle = _bundle(tmp_path / "b", {})
     fake = tmp_path / "photo.png"
     fake.write_bytes(b"not a png at all")
-    line = refused(capsys, "predict", bundle, fake)
+    line = refused("predict", bundle, fake)
     assert line.startswith(f"error: {fake}: cannot use this image: not an image Pillow can read")
 
 
-def test_names_too_long_for_the_file_system(tmp_path, capsys):
+def test_names_too_long_for_the_file_system(tmp_path, refused):
     bundle = _bundle(tmp_path / "b", {})
     for argv, where in [
         (["predict", bundle, tmp_path / LONG], str(tmp_path / LONG)),
@@ -189,49 +178,49 @@ def test_names_too_long_for_the_file_system(tmp_path, capsys):
         (["data", "inspect", "shapes", "--data", tmp_path / LONG], f"--data {tmp_path / LONG}"),
         (["summary", tmp_path / f"{LONG}.yaml"], str(tmp_path / f"{LONG}.yaml")),
     ]:
-        line = refused(capsys, *argv)
+        line = refused(*argv)
         assert "the name is too long for the file system" in line, line
         assert line.startswith(f"error: {where[:150]}"), line
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]
 
 
-def test_a_file_where_a_folder_goes_and_the_reverse(tmp_path, capsys):
+def test_a_file_where_a_folder_goes_and_the_reverse(tmp_path, refused):
     data = make_folder(tmp_path / "imgs")
     afile = tmp_path / "notes.txt"
     afile.write_text("x")
-    line = refused(capsys, "train", data, "--out", afile)
+    line = refused("train", data, "--out", afile)
     assert line.startswith(f"error: --out {afile}: is a file; a folder is written here")
-    line = refused(capsys, "train", data, "--out", afile / "run")
+    line = refused("train", data, "--out", afile / "run")
     assert line.startswith(f"error: --out {afile / 'run'}: {afile} is a file, so no folder can be made inside it")
-    line = refused(capsys, "data", "inspect", data, "--out", afile)
+    line = refused("data", "inspect", data, "--out", afile)
     assert line.startswith(f"error: --out {afile}: is a file")
     bundle = _bundle(tmp_path / "b", {})
-    line = refused(capsys, "evaluate", bundle, data, "--png", tmp_path)
+    line = refused("evaluate", bundle, data, "--png", tmp_path)
     assert line.startswith(f"error: --png {tmp_path}: is a folder; a file is written here")
-    line = refused(capsys, "train", "--config", tmp_path)
+    line = refused("train", "--config", tmp_path)
     assert line.startswith(f"error: {tmp_path}: is a folder, not a experiment file") or \
         line.startswith(f"error: {tmp_path}: is a folder, not an experiment file")
-    line = refused(capsys, "predict", afile, data)
+    line = refused("predict", afile, data)
     assert line.startswith(f"error: {afile}: is a file, not a bundle or run folder")
 
 
-def test_an_unwritable_output_folder(tmp_path, capsys):
+def test_an_unwritable_output_folder(tmp_path, refused):
     data = make_folder(tmp_path / "imgs")
     locked = tmp_path / "locked"
     locked.mkdir()
     locked.chmod(0o555)
     try:
-        line = refused(capsys, "train", data, "--out", locked / "run")
+        line = refused("train", data, "--out", locked / "run")
         assert line.startswith(f"error: --out {locked / 'run'}: the folder {locked} is not writable")
-        line = refused(capsys, "data", "inspect", data, "--out", locked / "grids")
+        line = refused("data", "inspect", data, "--out", locked / "grids")
         assert "is not writable" in line
         assert list(locked.iterdir()) == []
     finally:
         locked.chmod(0o755)
 
 
-def test_a_mistyped_data_root_is_refused_not_created(tmp_path, capsys):
-    line = refused(capsys, "train", "shapes", "--data", tmp_path / "newroot", "--out", tmp_path / "run")
+def test_a_mistyped_data_root_is_refused_not_created(tmp_path, refused):
+    line = refused("train", "shapes", "--data", tmp_path / "newroot", "--out", tmp_path / "run")
     assert line.startswith(f"error: --data {tmp_path / 'newroot'}: no such data root folder")
     assert sorted(tmp_path.iterdir()) == []
 
@@ -239,16 +228,16 @@ def test_a_mistyped_data_root_is_refused_not_created(tmp_path, capsys):
 # ------------------------------------------------------------------------ messages
 
 
-def test_a_long_bad_value_is_cut_in_the_message(tmp_path, capsys):
-    line = refused(capsys, "train", "shapes", "--optimizer", "q" * 8000, "--out", tmp_path / "run")
+def test_a_long_bad_value_is_cut_in_the_message(tmp_path, refused):
+    line = refused("train", "shapes", "--optimizer", "q" * 8000, "--out", tmp_path / "run")
     assert line.startswith("error: --optimizer (optimizer.name): input should be")
     assert "(8002 characters)" in line and len(line) < 1200
 
 
-def test_a_garbage_tar_is_one_line(tmp_path, capsys):
+def test_a_garbage_tar_is_one_line(tmp_path, refused):
     garbage = tmp_path / "garbage.tar"
     garbage.write_bytes(os.urandom(300))
-    line = refused(capsys, "data", "inspect", garbage)
+    line = refused("data", "inspect", garbage)
     assert line == (f"error: {garbage}: cannot read the archive (not a tar / tar.gz archive, or a damaged one) "
                     "Fix: check the file is a complete .tar / .tar.gz, or extract it and give the folder")
 
@@ -265,30 +254,30 @@ def test_data_inspect_writes_nothing_without_out(tmp_path, capsys, monkeypatch):
     assert sorted(p.name for p in (tmp_path / "grids").iterdir()) == ["samples.png"]
 
 
-def test_demo_needs_its_out_folder(capsys):
-    line = refused(capsys, "demo")
+def test_demo_needs_its_out_folder(refused):
+    line = refused("demo")
     assert "'--out'" in line
 
 
 # ----------------------------------------------------------------------- resume
 
 
-def test_resume_refuses_a_flag_that_changes_the_run(trained, capsys):
+def test_resume_refuses_a_flag_that_changes_the_run(trained, refused):
     _, run = trained
-    line = refused(capsys, "train", "--resume", run, "--optimizer", "sgd")
+    line = refused("train", "--resume", run, "--optimizer", "sgd")
     assert line.startswith(f"error: --resume {run}: --optimizer would change the run being resumed "
                            "(saved: 'adam', given: 'sgd')")
-    line = refused(capsys, "train", "--resume", run, "--model", "lenet5")
+    line = refused("train", "--resume", run, "--model", "lenet5")
     assert "--model would change the run" in line
     assert main(["train", "--resume", str(run), "--epochs", "3", "-qq"]) == 0  # epochs may change
     assert len((run / "history.csv").read_text().splitlines()) == 4
 
 
-def test_resume_for_more_epochs_of_a_schedule_laid_out_over_the_run_is_refused(tmp_path, capsys):
+def test_resume_for_more_epochs_of_a_schedule_laid_out_over_the_run_is_refused(tmp_path, refused):
     data = make_folder(tmp_path / "imgs")
     run = tmp_path / "run"
     assert main(["train", str(data), "--epochs", "1", "--batch-size", "4", "--out", str(run), "-qq"]) == 0  # onecycle
-    line = refused(capsys, "train", "--resume", run, "--epochs", "3")
+    line = refused("train", "--resume", run, "--epochs", "3")
     assert line.startswith(f"error: --resume {run}: --epochs 3: the run's onecycle schedule is laid out over its 1 epochs")
 
 
@@ -323,10 +312,10 @@ def test_a_corrupted_newest_state_is_one_notice_line(trained, capsys):
     assert notices == [f"notice: {newest} is corrupted or half-written (checksum mismatch); using the previous state"]
 
 
-def test_a_split_json_that_is_not_json(trained, capsys):
+def test_a_split_json_that_is_not_json(trained, refused):
     _, run = trained
     (run / "split.json").write_text("{broken")
-    line = refused(capsys, "train", "--resume", run, "--epochs", "3")
+    line = refused("train", "--resume", run, "--epochs", "3")
     assert line.startswith(f"error: {run / 'split.json'}: the saved train / validation split is not readable JSON")
     assert "delete it to make a new split" in line
 
@@ -334,7 +323,7 @@ def test_a_split_json_that_is_not_json(trained, capsys):
 # ------------------------------------------------------------------- silent wrongs
 
 
-def test_a_validation_folder_lacking_a_class_keeps_the_training_labels(tmp_path, capsys):
+def test_a_validation_folder_lacking_a_class_keeps_the_training_labels(tmp_path, refused):
     from cnnlab.train import config as cfg
     from cnnlab.train.api import load_data
 
@@ -345,7 +334,7 @@ def test_a_validation_folder_lacking_a_class_keeps_the_training_labels(tmp_path,
     assert val_set.classes == ["a", "b", "c"]
     assert val_set.targets.tolist() == [0, 0, 2, 2]  # 'c' is class 2 as in training, not 1
     make_folder(tmp_path / "val", classes=("d",), per_class=1)
-    line = refused(capsys, "train", train, "--out", tmp_path / "run", "-qq",
+    line = refused("train", train, "--out", tmp_path / "run", "-qq",
                    "--config", _config(tmp_path, {"data": {"source": str(train), "val": str(val)}}))
     assert "has class(es) the training set lacks: d" in line
     assert not (tmp_path / "run").exists()
@@ -391,14 +380,14 @@ def test_predict_dir_reads_every_extension_training_reads(tmp_path, capsys):
 # --------------------------------------------------------- the printer's own safety nets
 
 
-def test_an_os_error_is_one_line_naming_the_file(monkeypatch, capsys):
+def test_an_os_error_is_one_line_naming_the_file(monkeypatch, refused):
     import cnnlab.inference
 
     def refuse(path, model=None):  # noqa: ANN001, ANN202
         raise PermissionError(13, "Permission denied", "/srv/models/run")
 
     monkeypatch.setattr(cnnlab.inference, "load", refuse)
-    line = refused(capsys, "predict", "/srv/models/run", "x.png")
+    line = refused("predict", "/srv/models/run", "x.png")
     assert line == "error: /srv/models/run: Permission denied Fix: check the path, its permissions and the free space"
 
 
@@ -410,22 +399,22 @@ def test_a_warning_is_one_line_without_the_source_location(tmp_path, capsys):
     assert err == [f"warning: {data.resolve()}: skipped 1 file(s): a/broken.png (not an image Pillow can read)"]
 
 
-def test_a_config_of_aliases_repeating_aliases_is_refused_before_expanding(tmp_path, capsys):
+def test_a_config_of_aliases_repeating_aliases_is_refused_before_expanding(tmp_path, refused):
     config = tmp_path / "exp.yaml"
     rows = ["data: shapes", "model_options:", "  a: &a [x, x, x, x, x, x, x, x, x]"]
     rows += [f"  {b}: &{b} [{', '.join(['*' + a] * 9)}]" for a, b in zip("abcdefg", "bcdefgh")]  # 9**8 values
     config.write_text("\n".join(rows) + "\n")
-    line = refused(capsys, "train", "--config", config)
+    line = refused("train", "--config", config)
     assert line.startswith(f"error: {config}: expands to more than 100,000 values")
 
 
-def test_an_image_size_beyond_the_bound_or_the_memory(tmp_path, capsys):
+def test_an_image_size_beyond_the_bound_or_the_memory(tmp_path, refused):
     from cnnlab.data.cache import check_fits_in_memory
     from cnnlab.errors import CnnlabError
 
     config = tmp_path / "exp.yaml"
     config.write_text("data: {source: shapes, image_size: [100000, 100000]}\n")
-    line = refused(capsys, "train", "--config", config)
+    line = refused("train", "--config", config)
     assert line.startswith(f"error: {config}:1: field 'data.image_size.0': input should be less than or equal to 4096")
     check_fits_in_memory(1000, 32, 32, 3, "small")
     with pytest.raises(CnnlabError, match=r"^photos: 1000000 images of 4096x4096x3 need 46875\.0 GiB decoded"):

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from cnnlab.cli import main
-from cnnlab.ops.limits import MAX_KERNEL_SIDE, MAX_SIZE, brief, check_bytes, format_bytes
+from cnnlab.ops.limits import MAX_KERNEL_SIDE, MAX_SIZE, check_bytes, format_bytes
 from cnnlab.errors import CnnlabError
 
 
@@ -25,17 +25,6 @@ def picture(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     Image.fromarray((np.arange(20 * 20 * 3) % 256).astype(np.uint8).reshape(20, 20, 3)).save(path)
     return path
 
-
-def _fails(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
-    code = main(argv)
-    captured = capsys.readouterr()
-    assert code == 2, captured
-    lines = captured.err.strip().splitlines()
-    assert len(lines) == 1, captured.err
-    assert "Traceback" not in captured.err + captured.out
-    line = lines[0]
-    assert line.startswith("error: ") and " Fix: " in line, line
-    return line
 
 
 @pytest.mark.parametrize(
@@ -52,8 +41,8 @@ def _fails(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
         ),
     ],
 )
-def test_kernel_sizes_are_bounded(picture: Path, capsys: pytest.CaptureFixture[str], kernel: str, expected: str) -> None:
-    assert _fails(capsys, ["filter", str(picture), "-k", kernel, "-o", "out.png"]) == expected
+def test_kernel_sizes_are_bounded(picture: Path, refused, kernel: str, expected: str) -> None:
+    assert refused("filter", str(picture), "-k", kernel, "-o", "out.png") == expected
     assert not Path("out.png").exists()
 
 
@@ -65,9 +54,9 @@ def test_the_bound_itself_is_accepted(picture: Path, capsys: pytest.CaptureFixtu
     assert Image.open("out.png").size == (20, 20)
 
 
-def test_a_long_kernel_text_is_bounded_and_cut_in_the_message(picture: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_long_kernel_text_is_bounded_and_cut_in_the_message(picture: Path, refused) -> None:
     text = " ".join(["1"] * 2000)
-    line = _fails(capsys, ["filter", str(picture), "-k", text, "-o", "out.png"])
+    line = refused("filter", str(picture), "-k", text, "-o", "out.png")
     assert "number of columns 2000 is over the limit of 1025" in line
     assert len(line) < 250, line  # the 4,000-character kernel is not echoed whole
     assert "(3999 characters)" in line
@@ -81,12 +70,12 @@ def test_a_long_kernel_text_is_bounded_and_cut_in_the_message(picture: Path, cap
         ("--padding", "99999999999", f"error: --padding: padding 99999999999 is over the limit of {MAX_SIZE} Fix: use a padding of at most {MAX_SIZE}"),
     ],
 )
-def test_filter_steps_and_padding_are_bounded(picture: Path, capsys: pytest.CaptureFixture[str], option: str, value: str, expected: str) -> None:
-    assert _fails(capsys, ["filter", str(picture), "-k", "sobel-x", "-o", "out.png", option, value]) == expected
+def test_filter_steps_and_padding_are_bounded(picture: Path, refused, option: str, value: str, expected: str) -> None:
+    assert refused("filter", str(picture), "-k", "sobel-x", "-o", "out.png", option, value) == expected
 
 
-def test_padding_the_machine_cannot_hold_is_refused_before_allocating(picture: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    line = _fails(capsys, ["filter", str(picture), "-k", "sobel-x", "-o", "out.png", "--padding", "10000000"])
+def test_padding_the_machine_cannot_hold_is_refused_before_allocating(picture: Path, refused) -> None:
+    line = refused("filter", str(picture), "-k", "sobel-x", "-o", "out.png", "--padding", "10000000")
     # 3 planes of (20 + 2e7)^2 float32 pixels, padded and out: 2 * 3 * 4 * (20000020)^2 bytes
     assert line.startswith(
         "error: correlate2d: padding 10000000,10000000,10000000,10000000 (top,bottom,left,right) around a 20x20 image "
@@ -103,53 +92,53 @@ def test_check_bytes_names_the_amounts(monkeypatch: pytest.MonkeyPatch) -> None:
     assert str(caught.value) == "spec: the weights would take 25.0 TiB, more than the 1.0 GiB of memory available Fix: use fewer units"
 
 
-def test_shape_sizes_are_bounded(capsys: pytest.CaptureFixture[str]) -> None:
-    assert _fails(capsys, ["shape", "-i", "100000000000x10x3", "-k", "5"]) == (
+def test_shape_sizes_are_bounded(refused) -> None:
+    assert refused("shape", "-i", "100000000000x10x3", "-k", "5") == (
         f"error: --input: size 100000000000 is over the limit of {MAX_SIZE} Fix: use a size of at most {MAX_SIZE}"
     )
-    assert _fails(capsys, ["shape", "-i", "28x28x1", "-k", "5", "--filters", "100000000000000000000"]) == (
+    assert refused("shape", "-i", "28x28x1", "-k", "5", "--filters", "100000000000000000000") == (
         f"error: --filters: filter count 100000000000000000000 is over the limit of {MAX_SIZE} Fix: use a filter count of at most {MAX_SIZE}"
     )
 
 
-def test_decompression_bomb_is_one_line(picture: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_decompression_bomb_is_one_line(picture: Path, refused, monkeypatch: pytest.MonkeyPatch) -> None:
     # Pillow raises above 2 * MAX_IMAGE_PIXELS and warns above it: with a limit of 100, the 400-pixel image is a bomb.
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
     expected = f"error: {picture}: is too large to decode safely: Image size (400 pixels) exceeds limit of 200 pixels Fix: give a smaller image (resize it first)"
-    assert _fails(capsys, ["match", str(picture), str(picture)]) == expected
-    assert _fails(capsys, ["filter", str(picture), "-k", "sharpen", "-o", "out.png"]) == expected
+    assert refused("match", str(picture), str(picture)) == expected
+    assert refused("filter", str(picture), "-k", "sharpen", "-o", "out.png") == expected
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 300)  # 400 > 300: only the warning; refused all the same
-    line = _fails(capsys, ["match", str(picture), str(picture)])
+    line = refused("match", str(picture), str(picture))
     assert line.startswith(f"error: {picture}: is too large to decode safely: Image size (400 pixels) exceeds limit of 300 pixels")
 
 
-def test_output_extension_pillow_cannot_write(picture: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert _fails(capsys, ["filter", str(picture), "-k", "sharpen", "-o", "x.psd"]) == (
+def test_output_extension_pillow_cannot_write(picture: Path, refused) -> None:
+    assert refused("filter", str(picture), "-k", "sharpen", "-o", "x.psd") == (
         "error: x.psd: PSD images cannot be written, extension '.psd' Fix: name the output file .png (lossless) or "
         "another writable extension: .png .jpg .jpeg .bmp .gif .tif .tiff .webp .ppm .pgm .tga"
     )
-    line = _fails(capsys, ["filter", str(picture), "-k", "sharpen", "-o", "x.nothing"])
+    line = refused("filter", str(picture), "-k", "sharpen", "-o", "x.nothing")
     assert line.startswith("error: x.nothing: unknown image extension '.nothing' Fix: name the output file .png")
     assert not list(Path.cwd().glob("x.*"))
 
 
-def test_paths_too_long_or_folders(picture: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_paths_too_long_or_folders(picture: Path, refused) -> None:
     long_name = "a" * 300 + ".png"
-    line = _fails(capsys, ["filter", long_name, "-k", "sharpen", "-o", "out.png"])
+    line = refused("filter", long_name, "-k", "sharpen", "-o", "out.png")
     assert line.endswith("is too long for the file system (304 characters) Fix: use a shorter path (each folder or file name at most 255 bytes)")
-    line = _fails(capsys, ["filter", str(picture), "-k", "sharpen", "-o", long_name])
+    line = refused("filter", str(picture), "-k", "sharpen", "-o", long_name)
     assert line.endswith("is too long for the file system (304 characters) Fix: use a shorter path (each folder or file name at most 255 bytes)")
-    assert _fails(capsys, ["match", ".", str(picture)]) == "error: .: is not a file Fix: give the path of an image file, not a folder"
+    assert refused("match", ".", str(picture)) == "error: .: is not a file Fix: give the path of an image file, not a folder"
     Path("folder.png").mkdir()
-    assert _fails(capsys, ["filter", str(picture), "-k", "sharpen", "-o", "folder.png"]) == (
+    assert refused("filter", str(picture), "-k", "sharpen", "-o", "folder.png") == (
         "error: folder.png: is a folder; a file is written here Fix: give a file name, e.g. folder.png/out.png"
     )
     assert sorted(p.name for p in Path.cwd().iterdir()) == ["a.png", "folder.png"]  # nothing half-written left
 
 
-def test_demo_needs_a_folder_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_demo_needs_a_folder_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, refused) -> None:
     # `--out ''` used to write the demo's 16 files into the current folder (found by tests/test_fuzz_cli.py)
     monkeypatch.chdir(tmp_path)
     for empty in ("", "  "):
-        assert _fails(capsys, ["demo", "--out", empty]) == "error: --out: is empty Fix: give a folder name for the demo files, e.g. --out lab-demo"
+        assert refused("demo", "--out", empty) == "error: --out: is empty Fix: give a folder name for the demo files, e.g. --out lab-demo"
     assert list(tmp_path.iterdir()) == []
