@@ -65,13 +65,12 @@ class Recipe:
     "batch_size": 32, "data": {"standardize": True}, "model_options": {...}}``).
     Training the model fills each of them the user left unset (no flag, not in the
     experiment file); anything the user sets wins. ``summary``: the recipe in words,
-    for the ``picked:`` line; ``reason``: where it comes from / why (for `cnnlab models NAME`).
+    for the ``picked:`` line and `cnnlab models NAME`.
     A test validates every registered recipe against the experiment schema.
     """
 
     settings: Mapping[str, Any]
     summary: str
-    reason: str = ""
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from cnnlab.errors import CnnlabError, shorten
-from cnnlab.files import atomic_write_text, check_output, existing, exists, is_file, path_kind
+from cnnlab.files import atomic_write_text, check_output, existing, exists, path_kind
 from cnnlab.inference.head import OutputHead, find_output_head
 from cnnlab.train import config as cfg
 from cnnlab.train.recipe import apply_recipe
@@ -97,17 +97,13 @@ def auto_settings(exp: cfg.Experiment, train_size: int) -> cfg.Experiment:
     return exp.model_copy(update=changes) if changes else exp
 
 
-def _is_spec_file(model: str) -> bool:
-    return model.lower().endswith((".yaml", ".yml", ".json")) or is_file(model, where=f"--model {model}")
-
-
 def build_model(model: Any, options: Mapping[str, Any], *, input_shape: Sequence[int], outputs: int,
                 activation: str, seed: int) -> tuple[nn.Module, dict[str, Any], str]:
     """(module, architecture entry for model.json, what was built in words)."""
     if model is None:
         spec = auto_spec(input_shape, outputs, activation)
         return _build_spec(spec, seed), {"kind": "spec", "spec": None}, "auto_cnn (a small conv-BN-ReLU CNN)"
-    if isinstance(model, (dict, list)) or (isinstance(model, str) and _is_spec_file(model)):
+    if isinstance(model, (dict, list)) or (isinstance(model, str) and cfg.is_spec_file(model)):
         if isinstance(model, str):
             existing(model, "file", what="spec file", where=f"--model {model}",
                      fix="give the path of a model spec (.yaml or .json), or a zoo name (`cnnlab models`)")

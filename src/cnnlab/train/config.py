@@ -36,7 +36,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from cnnlab.errors import CnnlabError, shorten
-from cnnlab.files import existing
+from cnnlab.files import existing, is_file
 
 CONFIG_FILE = "config.yaml"
 
@@ -167,6 +167,11 @@ class Experiment(Strict):
     precision: Literal["auto", "fp32", "bf16"] = Field(
         "auto", description="bf16 autocast ('auto': bf16 on CUDA and on CPUs with AVX-512 BF16 / AMX, else fp32)")
     out: str | None = None
+
+
+def is_spec_file(model: str) -> bool:
+    """Whether the experiment's ``model`` string names a spec file rather than a zoo model."""
+    return model.lower().endswith((".yaml", ".yml", ".json")) or is_file(model, where=f"--model {model}")
 
 
 # --------------------------------------------------------------------------- reading

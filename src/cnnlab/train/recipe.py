@@ -65,10 +65,8 @@ def _show(value: Any) -> str:
 def model_recipe(exp: cfg.Experiment):  # noqa: ANN201 - a cnnlab.models.Recipe or None
     """The recipe of the experiment's zoo model, or None (no model, a spec, transfer, no recipe)."""
     model = exp.model
-    if not isinstance(model, str) or exp.transfer.pretrained:
+    if not isinstance(model, str) or exp.transfer.pretrained or cfg.is_spec_file(model):
         return None
-    if model.lower().endswith((".yaml", ".yml", ".json")) or "/" in model or "\\" in model:
-        return None  # a spec file, never a zoo name
     from cnnlab.models import info
 
     try:

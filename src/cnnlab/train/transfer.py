@@ -45,6 +45,7 @@ from torch import nn
 
 from cnnlab.errors import CnnlabError
 from cnnlab.train.callbacks import Callback
+from cnnlab.train.config import is_spec_file
 
 _FROZEN_BN = "_cnnlab_frozen_bn"
 _BN_HOOK = "_cnnlab_frozen_bn_hook"
@@ -288,7 +289,7 @@ def _from_state_dict(pretrained: Pretrained, model: Any, options: Mapping[str, A
     from cnnlab.models.registry import info
 
     source = str(pretrained.path)
-    if not isinstance(model, str) or model.lower().endswith((".yaml", ".yml", ".json")):
+    if not isinstance(model, str) or is_spec_file(model):
         raise CnnlabError("a state dict holds no architecture: say which zoo model it is for", where=source,
                           fix="add --model NAME (resnet18, vgg16, ...), or give a bundle / Keras file")
     torch.manual_seed(seed)
