@@ -82,6 +82,12 @@ def available_splits(folder: Path) -> list[str]:
     return sorted(roots) if "train" in roots else ["train"]
 
 
+def _split_depth(parts: tuple[str, ...], split: str) -> int | None:
+    """Where a tar member ``[top/]<split>/<class>/<file>`` has its ``split`` folder, or None."""
+    names = SPLIT_NAMES.get(split, ())
+    return next((depth for depth in range(len(parts) - 2) if parts[depth].lower() in names), None)
+
+
 def tar_splits(archive: Path) -> list[str]:
     """Splits a tar archive of a class-per-folder tree offers (``[top/]<split>/<class>/<image>``
     members), as :func:`available_splits` does for a folder; ``["train"]`` when it has no split
@@ -91,13 +97,8 @@ def tar_splits(archive: Path) -> list[str]:
         with tarfile.open(archive, "r:*") as tar:
             for member in tar:  # headers only: nothing is extracted
                 parts = PurePosixPath(member.name).parts
-                if not member.isfile() or not is_image_name(parts[-1]):
-                    continue
-                for depth in range(len(parts) - 2):
-                    split = next((s for s, names in SPLIT_NAMES.items() if parts[depth].lower() in names), None)
-                    if split is not None:
-                        found.add(split)
-                        break
+                if member.isfile() and is_image_name(parts[-1]):
+                    found.update(split for split in SPLIT_NAMES if _split_depth(parts, split) is not None)
     except (tarfile.TarError, OSError, EOFError):
         return ["train"]
     return sorted(found) if "train" in found else ["train"]
@@ -189,12 +190,9 @@ def load_tar(
     def members() -> list[SourceFile]:
         entries = []
         for path, data in _tar_images(archive):
-            parts = path.parts
-            # The member's split folder: ``[top/]<split>/<class>/<file>`` at any depth.
-            for depth in range(len(parts) - 2):
-                if parts[depth].lower() in SPLIT_NAMES.get(split, ()):
-                    entries.append(SourceFile(PurePosixPath(*parts[depth + 1 :]).as_posix(), data=data))
-                    break
+            depth = _split_depth(path.parts, split)  # the split folder, at any depth
+            if depth is not None:
+                entries.append(SourceFile(PurePosixPath(*path.parts[depth + 1 :]).as_posix(), data=data))
         if not entries:
             raise CnnlabError(f"has no {split}/<class>/ images", where=str(archive),
                               fix=f"the archive must hold [top/]{split}/<class>/<image> members")
