@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+import os
 import tarfile
 import warnings
 from pathlib import Path
@@ -134,6 +135,30 @@ def test_a_tar_offers_its_split_folders_as_a_folder_does(tmp_path: Path, kit):
     assert available_splits(str(flat)) == ["train"]
     (tmp_path / "broken.tar.gz").write_bytes(b"not an archive")
     assert available_splits(str(tmp_path / "broken.tar.gz")) == ["train"]  # loading it says what is wrong
+
+
+def test_a_tars_splits_are_listed_once_and_again_when_it_changes(tmp_path: Path, kit, monkeypatch):
+    from cnnlab.data import folders
+
+    kit.make_class_folder(tmp_path / "set" / "train", {"a": 1})
+    kit.make_class_folder(tmp_path / "set" / "test", {"a": 1})
+    archive = tmp_path / "set.tar"
+    with tarfile.open(archive, "w") as tar:
+        tar.add(tmp_path / "set", arcname="set")
+    cache = tmp_path / "cache"
+    assert folders.tar_splits(archive, cache) == ["test", "train"]
+    real_open = tarfile.open
+
+    def must_not_read(*args, **kwargs):
+        raise AssertionError("listed the archive again")
+
+    monkeypatch.setattr(folders.tarfile, "open", must_not_read)
+    assert folders.tar_splits(archive, cache) == ["test", "train"]  # from cache/tar-splits.json
+    monkeypatch.setattr(folders.tarfile, "open", real_open)
+    with tarfile.open(archive, "w") as tar:  # rewritten: only a training split now
+        tar.add(tmp_path / "set" / "train", arcname="set/train")
+    os.utime(archive, ns=(1, 1))  # a different modification time, whatever the clock's resolution
+    assert folders.tar_splits(archive, cache) == ["train"]
 
 
 def test_csv_classification_and_regression(tmp_path: Path, kit):

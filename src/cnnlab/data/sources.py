@@ -106,7 +106,7 @@ def available_splits(source: str, root: str | Path | None = None) -> list[str]:
     if kind == "dir":
         return folder_splits(path)
     if kind == "file" and path.name.lower().endswith((".tar", ".tar.gz", ".tgz")):
-        return tar_splits(path)
+        return tar_splits(path, cache_dir(root))
     return ["train"]
 
 
