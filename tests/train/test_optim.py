@@ -15,6 +15,7 @@ pytestmark = pytest.mark.filterwarnings(r"ignore:Detected call of `lr_scheduler.
 
 
 def _lrs(schedule, optimizer, steps, per_epoch_logs=None):
+    """The rate before each of ``steps`` (step + epoch end: a schedule steps at its own interval)."""
     seen = []
     for _ in range(steps):
         seen.append(optimizer.param_groups[0]["lr"])
@@ -79,20 +80,14 @@ def test_cosine_is_per_step_over_the_whole_run():
     opt = _opt()
     schedule = make_schedule("cosine", opt, epochs=2, steps_per_epoch=4, eta_min=0.0)
     assert schedule.interval == "step"
-    seen = []
-    for _ in range(8):
-        seen.append(opt.param_groups[0]["lr"])
-        schedule.after_step()
+    seen = _lrs(schedule, opt, 8)
     assert seen == pytest.approx([(1 + math.cos(math.pi * t / 8)) / 2 for t in range(8)])
 
 
 def test_onecycle_peaks_at_lr_and_plateau_cuts_on_stall():
     opt = _opt(0.5)
     schedule = make_schedule("onecycle", opt, epochs=1, steps_per_epoch=10, pct_start=0.3)
-    seen = []
-    for _ in range(10):
-        seen.append(opt.param_groups[0]["lr"])
-        schedule.after_step()
+    seen = _lrs(schedule, opt, 10)
     assert max(seen) == pytest.approx(0.5) and seen[0] < 0.05 and seen[-1] < 0.01
     opt = _opt()
     plateau = make_schedule("plateau", opt, epochs=10, steps_per_epoch=1, factor=0.5, patience=1)
@@ -107,10 +102,7 @@ def test_inverse_time_is_keras_legacy_sgd_decay_per_step_and_resumes():
     opt = _opt(0.002)
     schedule = make_schedule("inverse_time", opt, epochs=2, steps_per_epoch=3, decay=0.0002)
     assert schedule.interval == "step"
-    seen = []
-    for _ in range(5):
-        seen.append(opt.param_groups[0]["lr"])
-        schedule.after_step()
+    seen = _lrs(schedule, opt, 5)
     assert seen == pytest.approx([0.002 / (1 + 0.0002 * t) for t in range(5)], rel=1e-12)
     state = schedule.state_dict()
     opt2 = _opt(0.002)
