@@ -59,6 +59,19 @@ def test_crop_with_padding_is_an_integer_shift_with_black_fill(image):
     assert torch.equal(out[1], image[1])
 
 
+def test_cutout_sets_one_square_per_image_to_its_mean_colour_clipped_at_the_border(image):
+    out = Augment(cutout=4).apply(image, {"cutout": torch.tensor([[5, 6], [0, 11]])})
+    mean = image.mean((2, 3))
+    # image 0: rows and columns 3..6 (centre 5, 6 minus 4 // 2); image 1: rows 0..1, columns 9..11
+    expected = image.clone()
+    expected[0, :, 3:7, 4:8] = mean[0].view(3, 1, 1)
+    expected[1, :, 0:2, 9:12] = mean[1].view(3, 1, 1)
+    assert torch.equal(out, expected)
+    p = Augment(cutout=4).sample(4000, 12, 20, torch.Generator().manual_seed(2))["cutout"]
+    assert set(p[:, 0].unique().tolist()) == set(range(12)) and set(p[:, 1].unique().tolist()) == set(range(20))
+    assert set(Augment(horizontal_flip=True).sample(3, 8, 8)) == {"hflip"}  # no cutout, no draw
+
+
 def test_zoom_factor_two_samples_twice_as_far_from_the_centre():
     # Keras semantics: factor 2 zooms OUT. Output pixel at distance d from the centre
     # shows the input pixel at distance 2d; a 9x9 image keeps its centre pixel.
@@ -134,6 +147,7 @@ def test_from_config_errors_name_the_option():
     ({"zoom_range": [0.8, float("nan")]}, r"^zoom_range: must be a number or \[low, high\]"),
     ({"crop_padding": 10**9}, r"^crop_padding: must be a whole number of pixels from 0 to 256"),
     ({"rescale": float("nan")}, r"^rescale: must be a positive number"),
+    ({"cutout": 2.5}, r"^cutout: must be a whole number of pixels from 0 to 256, got 2.5"),
 ])
 def test_augment_values_are_checked_before_use(options, message):
     with pytest.raises(CnnlabError, match=message):

@@ -152,3 +152,37 @@ def test_native_bf16_is_read_from_the_cpu_flags(tmp_path):
     assert cpu_has_native_bf16(zen5) and cpu_has_native_bf16(sapphire)
     assert not cpu_has_native_bf16(skylake)
     assert not cpu_has_native_bf16(tmp_path / "missing")
+
+
+@pytest.mark.slow  # three tiny trainings: a few seconds
+def test_the_auto_model_and_its_augmentation_are_picked_and_a_resume_keeps_the_net_it_began_with(
+        tmp_path, capsys, monkeypatch):
+    from cnnlab.train import api
+
+    data, out = make_folder(tmp_path / "imgs", size=16), tmp_path / "run"
+    assert main(["train", str(data), "--epochs", "1", "--batch-size", "8", "--schedule", "constant",
+                 "--val-split", "0", "--out", str(out), "-q"]) == 0
+    assert ("picked: augmentation zoom_range 0.2, cutout 4 px (so that the net learns whole objects: its class "
+            "activation maps point at them)\n") in capsys.readouterr().out
+    assert yaml.safe_load((out / "config.yaml").read_text())["augment"] == {
+        "zoom_range": 0.2, "fill_mode": "reflect", "cutout": 4}  # a quarter of the 16-pixel side
+    began = json.loads((out / "auto_model.json").read_text())
+    assert began == json.loads((out / "model.json").read_text())["architecture"]["spec"]
+    # 16 -> 8 by one pooled block of 32, then 64 3x3 and 128 5x5 at 8x8, GAP, Dense.
+    convs = [(layer["filters"], layer["kernel_size"]) for layer in began["layers"] if layer["type"] == "Conv2D"]
+    assert convs == [(32, [3, 3]), (64, [3, 3]), (128, [5, 5])]
+    assert [layer["type"] for layer in began["layers"]].count("MaxPooling2D") == 1
+    # A later cnnlab picks another auto model: the run goes on with the net it began with,
+    # also when it was started before auto_model.json existed (the best epoch's bundle says).
+    other = api.auto_spec((16, 16, 3), 2, "softmax")
+    other["layers"] = other["layers"][:3] + other["layers"][-2:]
+    monkeypatch.setattr(api, "auto_spec", lambda *args: other)
+    assert main(["train", "--resume", str(out), "--epochs", "2", "-qq"]) == 0
+    (out / "auto_model.json").unlink()
+    assert main(["train", "--resume", str(out), "--epochs", "3", "-qq"]) == 0
+    assert json.loads((out / "model.json").read_text())["architecture"]["spec"] == began
+    assert len((out / "history.csv").read_text().splitlines()) == 4
+    # Augmentation given: it is the user's, no cutout added.
+    assert main(["train", str(data), "--epochs", "1", "--batch-size", "8", "--val-split", "0", "--augment",
+                 "horizontal_flip=true", "--out", str(tmp_path / "given"), "-qq"]) == 0
+    assert yaml.safe_load((tmp_path / "given" / "config.yaml").read_text())["augment"] == {"horizontal_flip": True}

@@ -38,7 +38,7 @@ The API the trainer uses::
 - :class:`Augment`: Keras ``ImageDataGenerator`` names (rotation_range,
   width_shift_range, height_shift_range, shear_range, zoom_range,
   horizontal_flip, vertical_flip, brightness_range, rescale, fill_mode, cval) plus
-  ``crop_padding``; ``Augment.from_config(dict)``; deterministic given a generator.
+  ``crop_padding`` and ``cutout``; ``Augment.from_config(dict)``; deterministic given a generator.
 
 Decoding rules for files (EXIF, transparency over white, 16-bit, resize) are in
 :mod:`cnnlab.data.decode`; what a folder may contain in :mod:`cnnlab.data.folders`.

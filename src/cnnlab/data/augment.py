@@ -18,7 +18,10 @@ after /255 and before any mean/std standardisation). Per sample, in this order:
    crop H x W at a random integer offset, i.e. an integer shift in [-p, p] per axis
    with black fill;
 3. ``horizontal_flip`` / ``vertical_flip``: each with probability 1/2, exact;
-4. ``brightness_range`` [lo, hi]: multiply by a factor in [lo, hi], clip to [0, 1].
+4. ``cutout`` s (DeVries & Taylor 2017, not a Keras option): one s x s square per image,
+   its centre uniform over the image (clipped at the borders), set to the image's mean
+   colour, so that no single part of an object is enough to recognise it;
+5. ``brightness_range`` [lo, hi]: multiply by a factor in [lo, hi], clip to [0, 1].
 
 ``rescale`` is accepted for Keras files but is not an augmentation: it is the
 factor on raw 0..255 pixels that the loader records in ``preprocessing`` (so
@@ -52,7 +55,7 @@ KERAS_NAMES = (
     "rotation_range", "width_shift_range", "height_shift_range", "shear_range", "zoom_range",
     "horizontal_flip", "vertical_flip", "brightness_range", "rescale", "fill_mode", "cval",
 )
-EXTRA_NAMES = ("crop_padding",)
+EXTRA_NAMES = ("crop_padding", "cutout")
 
 
 # The padded batch is (2p + H) x (2p + W): a bound keeps a typo from asking for terabytes.
@@ -97,6 +100,7 @@ class Augment(nn.Module):
         fill_mode: str = "nearest",
         cval: float = 0.0,
         crop_padding: int = 0,
+        cutout: int = 0,
         backend: str = "kornia",
     ) -> None:
         super().__init__()
@@ -117,6 +121,9 @@ class Augment(nn.Module):
         if not isinstance(crop_padding, int) or isinstance(crop_padding, bool) or not 0 <= crop_padding <= MAX_CROP_PADDING:
             raise CnnlabError(f"must be a whole number of pixels from 0 to {MAX_CROP_PADDING}, got "
                               f"{shorten(repr(crop_padding))}", where="crop_padding", fix="e.g. 4 for CIFAR")
+        if not isinstance(cutout, int) or isinstance(cutout, bool) or not 0 <= cutout <= MAX_CROP_PADDING:
+            raise CnnlabError(f"must be a whole number of pixels from 0 to {MAX_CROP_PADDING}, got "
+                              f"{shorten(repr(cutout))}", where="cutout", fix="e.g. 8 for 32x32 images")
         if rescale is not None and (not _is_number(rescale) or rescale <= 0):
             raise CnnlabError(f"must be a positive number, got {shorten(repr(rescale))}", where="rescale",
                               fix="e.g. 0.00392156 (1/255)")
@@ -137,6 +144,7 @@ class Augment(nn.Module):
         self.fill_mode = fill_mode
         self.cval = float(cval)
         self.crop_padding = crop_padding
+        self.cutout = cutout
         self.backend = backend
 
     # -- configuration ---------------------------------------------------------------
@@ -166,7 +174,7 @@ class Augment(nn.Module):
             "vertical_flip": self.vertical_flip,
             "brightness_range": list(self.brightness) if self.brightness else None,
             "rescale": self.rescale, "fill_mode": self.fill_mode, "cval": self.cval,
-            "crop_padding": self.crop_padding,
+            "crop_padding": self.crop_padding, "cutout": self.cutout,
         }
 
     def extra_repr(self) -> str:
@@ -204,6 +212,9 @@ class Augment(nn.Module):
             params["hflip"] = torch.rand(n, generator=generator) < 0.5
         if self.vertical_flip:
             params["vflip"] = torch.rand(n, generator=generator) < 0.5
+        if self.cutout:
+            params["cutout"] = torch.stack([torch.randint(0, height, (n,), generator=generator),
+                                            torch.randint(0, width, (n,), generator=generator)], 1)
         if self.brightness:
             params["brightness"] = uniform(*self.brightness)
         return params
@@ -238,6 +249,9 @@ class Augment(nn.Module):
             if key in params and bool(params[key].any()):
                 flags[key] = len(cpu)
                 cpu.append(params[key].float().view(n, 1))
+        cutout = params.get("cutout") if self.cutout else None
+        if cutout is not None:
+            cpu.append(cutout.float())
         brightness = "brightness" in params and bool((params["brightness"] != 1).any())
         if brightness:
             cpu.append(params["brightness"].float().view(n, 1))
@@ -261,9 +275,20 @@ class Augment(nn.Module):
         for key, dims in (("hflip", -1), ("vflip", -2)):
             if key in flags:
                 x = torch.where(take(1).view(n, 1, 1, 1) > 0.5, x.flip(dims), x)
+        if cutout is not None:
+            x = self._cut(x, take(2).round().long())
         if brightness:
             x = (x * take(1).view(n, 1, 1, 1).to(x.dtype)).clamp(0.0, 1.0)
         return x
+
+    def _cut(self, x: Tensor, centres: Tensor) -> Tensor:
+        _, _, h, w = x.shape
+        top = (centres[:, 0] - self.cutout // 2).view(-1, 1, 1)
+        left = (centres[:, 1] - self.cutout // 2).view(-1, 1, 1)
+        rows = torch.arange(h, device=x.device).view(1, h, 1)
+        cols = torch.arange(w, device=x.device).view(1, 1, w)
+        square = (rows >= top) & (rows < top + self.cutout) & (cols >= left) & (cols < left + self.cutout)
+        return torch.where(square[:, None], x.mean((2, 3), keepdim=True), x)
 
     def _warp(self, x: Tensor, matrix: Tensor) -> Tensor:
         fill = self.cval / 255.0
