@@ -186,3 +186,15 @@ def test_the_auto_model_and_its_augmentation_are_picked_and_a_resume_keeps_the_n
     assert main(["train", str(data), "--epochs", "1", "--batch-size", "8", "--val-split", "0", "--augment",
                  "horizontal_flip=true", "--out", str(tmp_path / "given"), "-qq"]) == 0
     assert yaml.safe_load((tmp_path / "given" / "config.yaml").read_text())["augment"] == {"horizontal_flip": True}
+
+
+def test_data_limit_keeps_every_class_of_a_folder_stored_class_by_class(tmp_path):
+    from cnnlab.train import config as cfg
+    from cnnlab.train.api import load_data, spread
+
+    data = make_folder(tmp_path / "imgs", classes=("a", "b", "c"), per_class=4)
+    exp = cfg.Experiment(data={"source": str(data), "val_split": 0, "limit": 6})
+    train, val, _ = load_data(exp, split_record=None)
+    assert val is None and np.bincount(train.targets).tolist() == [2, 2, 2]  # the first 6 would be 4 a's, 2 b's
+    assert spread(12, 6).tolist() == [0, 2, 4, 6, 8, 10] and spread(5, 9).tolist() == [0, 1, 2, 3, 4]
+    assert spread(10, 3).tolist() == [0, 3, 6]

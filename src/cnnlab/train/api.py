@@ -212,13 +212,24 @@ def smoke(exp: cfg.Experiment) -> cfg.Experiment:
 
 def load_data(exp: cfg.Experiment, *, split_record: dict[str, Any] | None, image_size=None, channels=None):
     """(train set, validation set or None, split record or None) as the experiment asks,
-    each cut to its first ``data.limit`` images when that is set."""
+    each cut to ``data.limit`` images spread evenly over it when that is set."""
     train, val, record = _load_data(exp, split_record=split_record, image_size=image_size, channels=channels)
     limit = exp.data.limit
     if limit is not None:
-        train = train.subset(np.arange(min(limit, len(train))))
-        val = val.subset(np.arange(min(limit, len(val)))) if val is not None else None
+        train = train.subset(spread(len(train), limit))
+        val = val.subset(spread(len(val), limit)) if val is not None else None
     return train, val, record
+
+
+def spread(n: int, limit: int) -> np.ndarray:
+    """``min(n, limit)`` indices spread evenly over ``range(n)``: every (n / limit)-th image.
+
+    A folder set is stored class by class, so its first N images would be one class;
+    every k-th keeps each class at its share (and is the same cut on every resume).
+    """
+    if limit >= n:
+        return np.arange(n)
+    return np.arange(limit) * n // limit
 
 
 def _load_data(exp: cfg.Experiment, *, split_record: dict[str, Any] | None, image_size=None, channels=None):

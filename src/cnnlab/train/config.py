@@ -55,7 +55,7 @@ class DataConfig(Strict):
     task: Literal["classification", "regression"] | None = None
     standardize: bool = False
     root: str | None = None
-    limit: int | None = Field(None, ge=1, description="use only the first N training (and N validation) images")
+    limit: int | None = Field(None, ge=1, description="use only N training (and N validation) images, spread evenly over the set")
 
 
 class OptimizerConfig(Strict):
