@@ -15,8 +15,9 @@ def test_readme_default_run_on_shapes_reaches_95_percent(tmp_path):
     history = cnnlab.fit("shapes", out=tmp_path / "run", verbose=0)
     assert history.history["val_accuracy"][-1] >= 0.95  # the model the user gets, not the best epoch
     # Issue 15's pointing game on the same model: the CAM's maximum on the object's mask
-    # (95.8 % / 96.5 % for two seeds on the 1,000 test images, benchmarks/RESULTS.md; a
-    # random point hits 13.9 %). The margin is for CPUs that train in fp32 instead of bf16.
+    # (91.6-96.5 % over five trainings on the 1,000 test images, benchmarks/RESULTS.md; a
+    # random point hits 13.9 %, the earlier auto model 46.6 %). The margin is for the seed
+    # spread and for CPUs that train in fp32 instead of bf16.
     from cnnlab.data.shapes import generate_shapes
     from cnnlab.explain import cam
 
@@ -24,7 +25,7 @@ def test_readme_default_run_on_shapes_reaches_95_percent(tmp_path):
     model = cnnlab.load(tmp_path / "run")
     maps = cam(model, images, target=labels.tolist()).maps  # uint8 images, preprocessed the bundle's way
     peaks = maps.reshape(len(maps), -1).argmax(1)
-    assert masks.reshape(len(masks), -1)[range(len(masks)), peaks].mean() >= 0.9
+    assert masks.reshape(len(masks), -1)[range(len(masks)), peaks].mean() >= 0.85
 
 
 def _zoo_run(tmp_path, shared_data, name, source, **options):
