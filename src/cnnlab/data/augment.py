@@ -58,7 +58,8 @@ KERAS_NAMES = (
 EXTRA_NAMES = ("crop_padding", "cutout")
 
 
-# The padded batch is (2p + H) x (2p + W): a bound keeps a typo from asking for terabytes.
+# The padded batch is (2p + H) x (2p + W): a bound keeps a typo from asking for terabytes
+# (also the bound on cutout's side, which no image needs larger).
 MAX_CROP_PADDING = 256
 
 
@@ -118,12 +119,10 @@ class Augment(nn.Module):
         if not isinstance(fill_mode, str) or fill_mode not in _FILL:
             raise CnnlabError(f"unknown fill_mode {shorten(repr(fill_mode))}", where="fill_mode",
                               fix=f"use one of {', '.join(_FILL)} (Keras's 'wrap' is not supported)")
-        if not isinstance(crop_padding, int) or isinstance(crop_padding, bool) or not 0 <= crop_padding <= MAX_CROP_PADDING:
-            raise CnnlabError(f"must be a whole number of pixels from 0 to {MAX_CROP_PADDING}, got "
-                              f"{shorten(repr(crop_padding))}", where="crop_padding", fix="e.g. 4 for CIFAR")
-        if not isinstance(cutout, int) or isinstance(cutout, bool) or not 0 <= cutout <= MAX_CROP_PADDING:
-            raise CnnlabError(f"must be a whole number of pixels from 0 to {MAX_CROP_PADDING}, got "
-                              f"{shorten(repr(cutout))}", where="cutout", fix="e.g. 8 for 32x32 images")
+        for name, value, example in (("crop_padding", crop_padding, "4 for CIFAR"), ("cutout", cutout, "8 for 32x32 images")):
+            if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_CROP_PADDING:
+                raise CnnlabError(f"must be a whole number of pixels from 0 to {MAX_CROP_PADDING}, got "
+                                  f"{shorten(repr(value))}", where=name, fix=f"e.g. {example}")
         if rescale is not None and (not _is_number(rescale) or rescale <= 0):
             raise CnnlabError(f"must be a positive number, got {shorten(repr(rescale))}", where="rescale",
                               fix="e.g. 0.00392156 (1/255)")

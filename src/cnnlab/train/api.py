@@ -360,6 +360,10 @@ def run_experiment(config_path: str | Path | None, overrides: Mapping[str, Any],
                               fix=f"continue it with --resume {run_dir}, or give another --out")
     device_flag = (flags or {}).get("device") if overrides.get("device") is not None else None
     device = distributed.rank_device(resolve_device(exp.device, where=device_flag or "device"), world_size, local_rank)
+    from cnnlab.data.augment import Augment
+
+    # Checked before any data is read: a bad option fails at once.
+    augment = Augment.from_config(exp.augment) if exp.augment is not None else None
     picked: list[str] = [line] if recipe is not None and (line := recipe.line()) else []
     seed_everything(exp.seed)
     train_set, val_set, split_record = load_data(exp, split_record=split_record)
@@ -391,13 +395,9 @@ def run_experiment(config_path: str | Path | None, overrides: Mapping[str, Any],
         augment_given = "augment" in exp.model_fields_set
         exp = auto_settings(exp, len(train_set), want)
         if not augment_given:
-            picked.append(f"augmentation zoom_range 0.2, cutout {exp.augment['cutout']} px "
+            augment = Augment.from_config(exp.augment)
+            picked.append(f"augmentation zoom_range {exp.augment['zoom_range']:g}, cutout {exp.augment['cutout']} px "
                           "(so that the net learns whole objects: its class activation maps point at them)")
-    augment = None
-    if exp.augment is not None:
-        from cnnlab.data.augment import Augment
-
-        augment = Augment.from_config(exp.augment)
 
     preprocessing = make_preprocessing(train_set, standardize=exp.data.standardize,
                                        rescale=augment.rescale if augment is not None else None)
